@@ -1,0 +1,289 @@
+"""Provider connections: which servers the studio can call, and with what key.
+
+A connection has a name (the prefix of its models' names, as in
+``openai/gpt-4o-mini``), a provider kind, a base URL, and a key read from an
+environment variable or stored encrypted. Three kinds of connection exist:
+
+* ``builtin``: always there, offline, no key;
+* from the environment: ``openai`` when ``OPENAI_API_KEY`` is set and
+  ``anthropic`` when ``ANTHROPIC_API_KEY`` is set;
+* added by the user (CLI now, UI later), stored in the database.
+
+Provider instances are cached per process by their configuration, so their
+HTTP clients, concurrency limits and loaded local models are shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from sqlmodel import Session, select
+
+from studio.errors import ConfigError, ConflictError, NotFoundError
+from studio.providers import Provider, provider_class
+from studio.secrets import decrypt, encrypt, mask
+from studio.settings import get_settings
+from studio.store.tables import ProviderConnection, utcnow
+
+__all__ = [
+    "BUILTIN_CONNECTION",
+    "ConnectionCreate",
+    "ConnectionPublic",
+    "add_connection",
+    "build_provider",
+    "clear_provider_cache",
+    "get_connection",
+    "get_provider",
+    "list_connections",
+    "remove_connection",
+]
+
+BUILTIN_CONNECTION = "builtin"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class ConnectionCreate(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN, description="lower-case letters, digits, . _ -")
+    kind: str
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_key: SecretStr | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectionPublic(BaseModel):
+    """What may be shown about a connection: never the key itself."""
+
+    name: str
+    kind: str
+    base_url: str | None
+    api_key_env: str | None
+    has_key: bool
+    key_hint: str
+    options: dict[str, Any]
+    source: Literal["builtin", "environment", "database"]
+
+
+_cache_lock = threading.Lock()
+_providers: dict[str, Provider] = {}
+
+
+def clear_provider_cache() -> None:
+    with _cache_lock:
+        _providers.clear()
+
+
+def build_provider(
+    *,
+    kind: str,
+    name: str,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Provider:
+    """A provider for this configuration, shared by every caller in the process."""
+    key_fp = hashlib.sha256(api_key.encode()).hexdigest() if api_key else ""
+    fingerprint = json.dumps([kind, name, base_url, key_fp, options or {}], sort_keys=True)
+    with _cache_lock:
+        provider = _providers.get(fingerprint)
+        if provider is None:
+            cls = provider_class(kind)
+            defaults = _default_options()
+            merged = {k: v for k, v in defaults.items() if k in cls.Options.model_fields}
+            merged.update(options or {})
+            provider = cls(name=name, base_url=base_url, api_key=api_key, options=merged)
+            _providers[fingerprint] = provider
+        return provider
+
+
+def _default_options() -> dict[str, Any]:
+    s = get_settings()
+    return {
+        "timeout_s": s.request_timeout_s,
+        "max_retries": s.max_retries,
+        "retry_base_delay_s": s.retry_base_delay_s,
+        "retry_max_delay_s": s.retry_max_delay_s,
+        "concurrency": s.default_concurrency,
+    }
+
+
+def _env_connections() -> list[ConnectionPublic]:
+    s = get_settings()
+    out = [
+        ConnectionPublic(
+            name=BUILTIN_CONNECTION,
+            kind="builtin",
+            base_url=None,
+            api_key_env=None,
+            has_key=False,
+            key_hint="",
+            options={},
+            source="builtin",
+        )
+    ]
+    if s.openai_api_key is not None:
+        out.append(
+            ConnectionPublic(
+                name="openai",
+                kind="openai",
+                base_url=s.openai_base_url,
+                api_key_env="OPENAI_API_KEY",
+                has_key=True,
+                key_hint=mask(s.openai_api_key.get_secret_value()),
+                options={},
+                source="environment",
+            )
+        )
+    if s.anthropic_api_key is not None:
+        out.append(
+            ConnectionPublic(
+                name="anthropic",
+                kind="anthropic",
+                base_url=s.anthropic_base_url,
+                api_key_env="ANTHROPIC_API_KEY",
+                has_key=True,
+                key_hint=mask(s.anthropic_api_key.get_secret_value()),
+                options={},
+                source="environment",
+            )
+        )
+    return out
+
+
+def _public(row: ProviderConnection) -> ConnectionPublic:
+    key = _stored_key(row, required=False)
+    return ConnectionPublic(
+        name=row.name,
+        kind=row.kind,
+        base_url=row.base_url,
+        api_key_env=row.api_key_env,
+        has_key=bool(key),
+        key_hint=mask(key),
+        options=row.options,
+        source="database",
+    )
+
+
+def _stored_key(row: ProviderConnection, *, required: bool) -> str | None:
+    if row.api_key_encrypted:
+        return decrypt(row.api_key_encrypted)
+    if row.api_key_env:
+        value = os.environ.get(row.api_key_env)
+        if not value and required:
+            raise ConfigError(
+                f"Connection '{row.name}' reads its key from ${row.api_key_env}, which is not set.",
+                hint=f"Export {row.api_key_env} in the environment that runs the studio.",
+            )
+        return value or None
+    return None
+
+
+def list_connections(*, session: Session) -> list[ConnectionPublic]:
+    rows = session.exec(select(ProviderConnection).order_by(ProviderConnection.name)).all()
+    stored = [_public(r) for r in rows]
+    names = {c.name for c in stored}
+    implicit = [c for c in _env_connections() if c.name not in names]
+    return implicit + stored
+
+
+def get_connection(*, session: Session, name: str) -> ConnectionPublic:
+    for conn in list_connections(session=session):
+        if conn.name == name:
+            return conn
+    known = ", ".join(c.name for c in list_connections(session=session))
+    raise NotFoundError(
+        f"No connection named '{name}'. Known connections: {known}.",
+        hint="Add one with `studio provider add NAME --kind openai --base-url URL`.",
+    )
+
+
+def add_connection(*, session: Session, data: ConnectionCreate) -> ConnectionPublic:
+    if data.name == BUILTIN_CONNECTION:
+        raise ConflictError("The name 'builtin' is reserved for the built-in models.")
+    cls = provider_class(data.kind)
+    if session.exec(select(ProviderConnection).where(ProviderConnection.name == data.name)).first():
+        raise ConflictError(
+            f"A connection named '{data.name}' already exists.",
+            hint=f"Remove it first with `studio provider remove {data.name}`, or pick another name.",
+        )
+    base_url = data.base_url or cls.default_base_url
+    if not base_url and cls.kind not in ("builtin", "llama-cpp", "sentence-transformers"):
+        raise ConfigError(f"Provider kind '{data.kind}' needs a base URL (--base-url).")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"Base URL '{base_url}' must start with http:// or https://.")
+    api_key = data.api_key.get_secret_value() if data.api_key else None
+    if not api_key and data.api_key_env:
+        api_key = os.environ.get(data.api_key_env)
+    # Validate options and key requirements by building the provider once.
+    cls(name=data.name, base_url=base_url, api_key=api_key or "unset-check", options=data.options)
+    if cls.needs_key and not (data.api_key or data.api_key_env):
+        raise ConfigError(
+            f"Provider kind '{data.kind}' needs an API key.",
+            hint="Pass --api-key-env VAR (the variable holding the key) or --api-key-stdin.",
+        )
+    row = ProviderConnection(
+        name=data.name,
+        kind=data.kind,
+        base_url=base_url,
+        api_key_env=data.api_key_env,
+        api_key_encrypted=encrypt(data.api_key.get_secret_value()) if data.api_key else None,
+        options=data.options,
+    )
+    session.add(row)
+    session.flush()
+    return _public(row)
+
+
+def remove_connection(*, session: Session, name: str) -> None:
+    row = session.exec(select(ProviderConnection).where(ProviderConnection.name == name)).first()
+    if row is None:
+        if any(c.name == name for c in _env_connections()):
+            raise ConflictError(
+                f"Connection '{name}' comes from the environment or is built in; "
+                "unset its variable to remove it."
+            )
+        raise NotFoundError(f"No stored connection named '{name}'.")
+    session.delete(row)
+    session.flush()
+    clear_provider_cache()
+
+
+def touch_connection(row: ProviderConnection) -> None:
+    row.updated_at = utcnow()
+
+
+def get_provider(*, session: Session, name: str) -> Provider:
+    """The provider instance behind connection ``name``."""
+    row = session.exec(select(ProviderConnection).where(ProviderConnection.name == name)).first()
+    if row is not None:
+        return build_provider(
+            kind=row.kind,
+            name=row.name,
+            base_url=row.base_url,
+            api_key=_stored_key(row, required=provider_class(row.kind).needs_key),
+            options=row.options,
+        )
+    s = get_settings()
+    if name == BUILTIN_CONNECTION:
+        return build_provider(kind="builtin", name=name)
+    if name == "openai" and s.openai_api_key is not None:
+        return build_provider(
+            kind="openai",
+            name=name,
+            base_url=s.openai_base_url,
+            api_key=s.openai_api_key.get_secret_value(),
+        )
+    if name == "anthropic" and s.anthropic_api_key is not None:
+        return build_provider(
+            kind="anthropic",
+            name=name,
+            base_url=s.anthropic_base_url,
+            api_key=s.anthropic_api_key.get_secret_value(),
+        )
+    get_connection(session=session, name=name)  # raises NotFoundError with the known names
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,50 @@
+"""The provider registry: provider kinds by name.
+
+``register(cls)`` adds a provider class; the built-in offline provider is
+registered here exactly like the external ones.
+"""
+
+from __future__ import annotations
+
+from studio.errors import ConfigError
+from studio.providers.base import ModelInfo, Provider, estimate_tokens
+
+__all__ = ["ModelInfo", "Provider", "estimate_tokens", "provider_class", "provider_kinds", "register"]
+
+_KINDS: dict[str, type[Provider]] = {}
+
+
+def register(cls: type[Provider]) -> type[Provider]:
+    """Register a provider class under its ``kind`` (usable as a decorator)."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def provider_kinds() -> dict[str, type[Provider]]:
+    _load_defaults()
+    return dict(_KINDS)
+
+
+def provider_class(kind: str) -> type[Provider]:
+    _load_defaults()
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS))
+        raise ConfigError(f"Unknown provider kind '{kind}'. Known kinds: {known}.") from None
+
+
+_loaded = False
+
+
+def _load_defaults() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from studio.providers import anthropic, builtin, local, openai, rerank
+
+    for module in (openai, anthropic, rerank, builtin):
+        register(module.PROVIDER)
+    for cls in local.PROVIDERS:
+        register(cls)

@@ -1,0 +1,242 @@
+"""HTTP plumbing shared by the providers that call servers.
+
+:class:`HTTPProvider` sends JSON with a timeout, bounds the calls in flight
+per connection, and retries transient faults with exponential backoff and
+full jitter: 429 (honouring ``Retry-After``), 5xx, timeouts, dropped
+connections and malformed bodies. Other 4xx answers are not retried; they
+become :class:`~studio.errors.ProviderRequestError` (or ``ProviderAuthError``)
+carrying the provider's own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+import weakref
+from typing import Any
+
+import httpx
+
+from studio.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimitError,
+    ProviderRequestError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from studio.providers.base import Provider
+
+__all__ = ["HTTPProvider", "parse_retry_after"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_S = 120.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _Transient(Exception):
+    def __init__(self, error: ProviderError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class HTTPProvider(Provider):
+    """A provider that speaks JSON over HTTP."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Clients and semaphores belong to an event loop; the studio runs several
+        # loops (CLI, Streamlit threads, the gateway), so keep one per loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- subclasses customise these -------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The provider's own words from an error response."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:300].strip() or response.reason_phrase
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict):
+                msg = err.get("message") or err.get("detail") or err.get("msg")
+                if msg:
+                    return str(msg)
+            elif isinstance(err, str):
+                return err
+            if "detail" in body:
+                return str(body["detail"])
+        return json.dumps(body)[:300]
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                base_url=self.base_url or "",
+                timeout=httpx.Timeout(self.options.timeout_s),
+                transport=self.transport,
+                limits=httpx.Limits(
+                    max_connections=self.options.concurrency * 2,
+                    max_keepalive_connections=self.options.concurrency,
+                ),
+            )
+            self._clients[loop] = client
+        return client
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._limits.get(loop)
+        if sem is None:
+            sem = asyncio.Semaphore(self.options.concurrency)
+            self._limits[loop] = sem
+        return sem
+
+    async def aclose(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER_S) + random.uniform(0, 0.1)
+        cap = min(
+            self.options.retry_max_delay_s, self.options.retry_base_delay_s * (2**attempt)
+        )
+        return random.uniform(0, cap)  # full jitter
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request (retrying transient faults) and return the JSON body."""
+        attempts = self.options.max_retries + 1
+        async with self._semaphore():
+            for attempt in range(attempts):
+                try:
+                    return await self._once(method, path, json_body, headers)
+                except _Transient as transient:
+                    if attempt + 1 >= attempts:
+                        raise transient.error from None
+                    delay = self._backoff(attempt, transient.retry_after)
+                    log.info(
+                        "%s: transient failure (%s); retry %d/%d in %.2fs",
+                        self.name,
+                        type(transient.error).__name__,
+                        attempt + 1,
+                        attempts - 1,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self, method: str, path: str, json_body: Any, headers: dict[str, str] | None
+    ) -> Any:
+        all_headers = {**self.auth_headers(), **(headers or {})}
+        try:
+            response = await self._client().request(
+                method, path, json=json_body, headers=all_headers
+            )
+        except httpx.TimeoutException as exc:
+            raise _Transient(
+                ProviderTimeoutError(
+                    f"no answer within {self.options.timeout_s:g}s", provider=self.name
+                )
+            ) from exc
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise _Transient(
+                ProviderUnavailableError(
+                    f"could not reach {self.base_url} ({type(exc).__name__}: {exc})",
+                    provider=self.name,
+                    hint="Check that the server is running and the base URL is right.",
+                )
+            ) from exc
+
+        status = response.status_code
+        if status == 429:
+            raise _Transient(
+                ProviderRateLimitError(
+                    "rate limited (HTTP 429) after retries",
+                    provider=self.name,
+                    status_code=status,
+                    provider_message=self.error_message(response),
+                ),
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status >= 500:
+            raise _Transient(
+                ProviderUnavailableError(
+                    f"server error (HTTP {status})",
+                    provider=self.name,
+                    status_code=status,
+                    provider_message=self.error_message(response),
+                ),
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"the API key was refused (HTTP {status})",
+                provider=self.name,
+                status_code=status,
+                provider_message=self.error_message(response),
+                hint="Check the key of this connection.",
+            )
+        if status >= 400:
+            raise ProviderRequestError(
+                f"the request was refused (HTTP {status})",
+                provider=self.name,
+                status_code=status,
+                provider_message=self.error_message(response),
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise _Transient(
+                ProviderUnavailableError(
+                    "answered with a body that is not valid JSON",
+                    provider=self.name,
+                    status_code=status,
+                    provider_message=response.text[:200],
+                )
+            ) from exc

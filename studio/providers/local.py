@@ -1,0 +1,605 @@
+"""In-process model runtimes: llama.cpp for GGUF files, sentence-transformers for embeddings.
+
+Loaded weights are process-wide. :func:`load_model` keeps one object per
+(runtime, path, load options), loads it lazily and exactly once even when the
+Streamlit threads, the CLI and the gateway ask at the same moment, and every
+provider instance shares it. Each loaded model carries its own lock (llama.cpp
+objects are not thread-safe); inference runs in a worker thread through
+``asyncio.to_thread`` so no event loop is blocked.
+
+A call that times out gives the caller :class:`~studio.errors.ProviderTimeoutError`
+at once, but the worker thread finishes its generation before the model's lock
+is free again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field
+
+from studio.errors import (
+    ConfigError,
+    ProviderRequestError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from studio.providers.base import ModelInfo, Provider
+from studio.schemas import (
+    ActionContext,
+    AgentAction,
+    AgentRequest,
+    AgentResponse,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    ModelType,
+    RerankingRequest,
+    RerankingResponse,
+    Sampling,
+    Tool,
+    ToolRequest,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "LlamaCppProvider",
+    "LoadedModel",
+    "SentenceTransformersProvider",
+    "clear_loaded_models",
+    "load_model",
+    "loaded_models",
+]
+
+T = TypeVar("T")
+GGUF_MAGIC = b"GGUF"
+
+
+# -- the process-wide cache of loaded models ------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """One loaded model. Hold ``lock`` while calling into ``model``."""
+
+    key: tuple[Hashable, ...]
+    model: Any
+    load_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_MODELS: dict[tuple[Hashable, ...], LoadedModel] = {}
+_KEY_LOCKS: dict[tuple[Hashable, ...], threading.Lock] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(
+    key: tuple[Hashable, ...], loader: Callable[[], tuple[Any, dict[str, Any]]]
+) -> LoadedModel:
+    """The model for ``key``, loading it with ``loader`` the first time only."""
+    with _CACHE_LOCK:
+        entry = _MODELS.get(key)
+        if entry is not None:
+            return entry
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # one loader per key; other keys load in parallel
+        with _CACHE_LOCK:
+            entry = _MODELS.get(key)
+        if entry is None:
+            start = time.perf_counter()
+            model, extra = loader()
+            entry = LoadedModel(key, model, time.perf_counter() - start, extra)
+            with _CACHE_LOCK:
+                _MODELS[key] = entry
+        return entry
+
+
+def loaded_models() -> list[LoadedModel]:
+    """The models loaded in this process (a snapshot)."""
+    with _CACHE_LOCK:
+        return list(_MODELS.values())
+
+
+def clear_loaded_models() -> None:
+    """Forget every loaded model (benchmarks and tests); calls in flight keep theirs."""
+    with _CACHE_LOCK:
+        _MODELS.clear()
+        _KEY_LOCKS.clear()
+
+
+def require(module: str, package: str) -> Any:
+    """Import ``module`` or explain which package to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"The Python package '{package}' is needed for local models but is not installed.",
+            hint=f"Install it with `pip install {package}`.",
+        ) from exc
+
+
+class _LocalProvider(Provider):
+    """Shared plumbing: run a blocking call on a loaded model in a worker thread."""
+
+    offline = True
+
+    class Options(Provider.Options):
+        timeout_s: float = Field(
+            default=600.0, gt=0, le=86_400, description="Per-call timeout (local calls are slow)."
+        )
+        model_path: str = Field(default="", description="Local path of the model.")
+
+    options: _LocalProvider.Options
+
+    def _load(self) -> LoadedModel:
+        raise NotImplementedError
+
+    async def _run(self, call: Callable[[LoadedModel], T]) -> T:
+        entry = await asyncio.to_thread(self._load)
+
+        def locked() -> T:
+            with entry.lock:
+                try:
+                    return call(entry)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ProviderRequestError(str(exc), provider=self.name) from exc
+                except RuntimeError as exc:
+                    raise ProviderUnavailableError(str(exc), provider=self.name) from exc
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(locked), self.options.timeout_s)
+        except TimeoutError as exc:
+            raise ProviderTimeoutError(
+                f"no answer within {self.options.timeout_s:g}s", provider=self.name
+            ) from exc
+
+
+# -- llama.cpp --------------------------------------------------------------------
+
+
+def _check_gguf(path_text: str, connection: str) -> Path:
+    if not path_text:
+        raise ConfigError(
+            f"Connection '{connection}' (llama-cpp) has no model_path.",
+            hint="Set the option model_path to a .gguf model file.",
+        )
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"Model file '{path}' does not exist (connection '{connection}').")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise ConfigError(
+            f"Model file '{path.name}' is not a GGUF file (it does not start with b'GGUF').",
+            hint="llama.cpp needs a .gguf file; convert the model or pick another file.",
+        )
+    return path.resolve()
+
+
+def _load_llama(
+    path: Path, n_ctx: int, n_threads: int | None, chat_format: str | None
+) -> tuple[Any, dict[str, Any]]:
+    llama_cpp = require("llama_cpp", "llama-cpp-python")
+    try:
+        llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            chat_format=chat_format,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        size = path.stat().st_size if path.exists() else 0
+        raise ConfigError(
+            f"llama.cpp could not load the model file '{path.name}' ({size:,} bytes): {exc}. "
+            "The file is corrupt or truncated, or its architecture is not supported "
+            "by this llama.cpp build.",
+            hint="Download the file again or pick another GGUF model.",
+        ) from exc
+    formatter = None
+    template = llm.metadata.get("tokenizer.chat_template")
+    if chat_format is None and template:
+        # Use the template stored in the file (not a guessed look-alike), and keep a
+        # formatter identical to llama's own so count_tokens is exact.
+        from llama_cpp import llama_chat_format
+
+        llm.chat_format = "chat_template.default"
+        eos, bos = llm.token_eos(), llm.token_bos()
+        formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+    return llm, {"formatter": formatter}
+
+
+def chat_dicts(messages: list[Message]) -> list[dict[str, str]]:
+    """Messages as chat-template dicts; tool results become user turns."""
+    out = []
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "user", "content": f"Result of tool {m.name or ''}: {m.content}"})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def _finish(reasons: list[str | None]) -> str | None:
+    return "length" if "length" in reasons else (reasons[-1] if reasons else None)
+
+
+class LlamaCppProvider(_LocalProvider):
+    kind = "llama-cpp"
+    description = "A local GGUF model run in-process by llama.cpp; offline, no key."
+    model_types: ClassVar[frozenset[ModelType]] = frozenset(
+        {ModelType.COMPLETION, ModelType.CHAT_COMPLETION, ModelType.AGENT}
+    )
+
+    class Options(_LocalProvider.Options):
+        model_path: str = Field(default="", description="Path of the .gguf model file.")
+        n_ctx: int = Field(default=4096, ge=256, le=262_144, description="Context window.")
+        n_threads: int | None = Field(
+            default=None, ge=1, le=512, description="CPU threads; default: llama.cpp's choice."
+        )
+        chat_format: str | None = Field(
+            default=None,
+            description="llama-cpp-python chat format (e.g. 'chatml'); "
+            "default: the chat template stored in the GGUF file.",
+        )
+        max_tokens: int = Field(
+            default=256, ge=1, le=262_144, description="Tokens generated when a call sets none."
+        )
+
+    options: LlamaCppProvider.Options
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_file = _check_gguf(self.options.model_path, self.name)
+
+    def _load(self) -> LoadedModel:
+        o = self.options
+        key = ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
+        return load_model(
+            key, lambda: _load_llama(self.model_file, o.n_ctx, o.n_threads, o.chat_format)
+        )
+
+    def _sampling(self, request: Sampling) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "temperature": request.temperature,  # 0 selects llama.cpp's greedy sampler
+            "max_tokens": request.max_tokens or self.options.max_tokens,
+            "stop": list(request.stop_sequences or []),
+        }
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        return kwargs
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                id=self.model_file.stem,
+                model_type=mtype,
+                context_window=self.options.n_ctx,
+                description=f"{self.model_file.name} via llama.cpp",
+                offline=True,
+            )
+            for mtype in (ModelType.CHAT_COMPLETION, ModelType.COMPLETION, ModelType.AGENT)
+        ]
+
+    def context_window(self, model: str) -> int | None:
+        return self.options.n_ctx
+
+    def supports_chat(self, model: str) -> bool:
+        return True
+
+    def count_tokens(self, model: str, messages: list[Message]) -> int:
+        """Exact prompt tokens of a chat call (llama.cpp's tokenizer is thread-safe)."""
+        entry = self._load()
+        llm, formatter = entry.model, entry.extra["formatter"]
+        if formatter is not None:
+            result = formatter(messages=chat_dicts(messages))
+            prompt = result.prompt.encode("utf-8")
+            return len(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
+        # A named chat format: content tokens plus the role markers' usual overhead.
+        return sum(len(llm.tokenize(m.content.encode(), add_bos=False)) + 4 for m in messages) + 2
+
+    async def complete(self, model: str, request: CompletionRequest) -> CompletionResponse:
+        kwargs = self._sampling(request)
+
+        def run(entry: LoadedModel) -> CompletionResponse:
+            completions: list[tuple[str, list[str]]] = []
+            reasons: list[str | None] = []
+            prompt_tokens = response_tokens = 0
+            for prompt in request.prompts:
+                out = entry.model.create_completion(prompt=prompt, **kwargs)
+                choice = out["choices"][0]
+                completions.append((prompt, [choice["text"]]))
+                reasons.append(choice["finish_reason"])
+                prompt_tokens += out["usage"]["prompt_tokens"]
+                response_tokens += out["usage"]["completion_tokens"]
+            return CompletionResponse(
+                completions=completions,
+                finish_reason=_finish(reasons),
+                prompt_tokens=prompt_tokens,
+                response_tokens=response_tokens,
+            )
+
+        return await self._run(run)
+
+    async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        kwargs = self._sampling(request)
+        messages = chat_dicts(request.messages)
+
+        def run(entry: LoadedModel) -> ChatCompletionResponse:
+            out = entry.model.create_chat_completion(messages=messages, **kwargs)
+            choice = out["choices"][0]
+            return ChatCompletionResponse(
+                message=Message(role="assistant", content=choice["message"]["content"] or ""),
+                finish_reason=choice["finish_reason"],
+                prompt_tokens=out["usage"]["prompt_tokens"],
+                response_tokens=out["usage"]["completion_tokens"],
+            )
+
+        return await self._run(run)
+
+    async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
+        """Offline tool use: a JSON grammar constrains the reply to one action."""
+        kwargs = self._sampling(request)
+        messages = chat_dicts(agent_messages(request))
+        tool_names = [t.name for t in request.tools]
+
+        def run(entry: LoadedModel) -> AgentResponse:
+            out = entry.model.create_chat_completion(
+                messages=messages, grammar=_agent_grammar(request.tools), **kwargs
+            )
+            text = out["choices"][0]["message"]["content"] or ""
+            action, context = parse_agent_reply(text, tool_names, provider=self.name)
+            return AgentResponse(
+                action=action,
+                context=context,
+                prompt_tokens=out["usage"]["prompt_tokens"],
+                response_tokens=out["usage"]["completion_tokens"],
+            )
+
+        return await self._run(run)
+
+
+# -- agent: prompt, grammar, reply ------------------------------------------------
+
+AGENT_FORMAT = (
+    'Reply with one JSON object and nothing else: {"action": "tool_request", "tool": '
+    '<tool name>, "arguments": {...}} to call a tool, or {"action": "content", '
+    '"content": <your answer>} to answer the user directly.'
+)
+
+
+def agent_messages(request: AgentRequest) -> list[Message]:
+    """System prompt (instructions, tools, reply format) plus the remembered turns.
+
+    ``last_k`` keeps the last k non-system messages; system messages are folded
+    into the system prompt.
+    """
+    turns = [m for m in request.messages if m.role != "system"]
+    if request.memory_strategy is not None:
+        turns = turns[-request.memory_strategy.params.get("k", 10) :]
+    parts = [request.instructions or "You are a helpful assistant."]
+    parts += [m.content for m in request.messages if m.role == "system"]
+    if request.tools:
+        parts.append("You can call these tools:")
+        parts += [
+            f"- {t.name}: {t.description} Arguments (JSON Schema): {json.dumps(t.arguments)}"
+            for t in request.tools
+        ]
+    parts.append(AGENT_FORMAT)
+    return [Message(role="system", content="\n".join(parts)), *turns]
+
+
+def agent_schema(tools: list[Tool], *, loose: bool = False) -> dict[str, Any]:
+    """JSON Schema of a reply: one branch per tool (its own arguments) or content."""
+    branches: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {
+                "action": {"const": "tool_request"},
+                "tool": {"const": t.name},
+                "arguments": {"type": "object"} if loose else t.arguments,
+            },
+            "required": ["action", "tool", "arguments"],
+        }
+        for t in tools
+    ]
+    branches.append(
+        {
+            "type": "object",
+            "properties": {"action": {"const": "content"}, "content": {"type": "string"}},
+            "required": ["action", "content"],
+        }
+    )
+    return {"oneOf": branches} if len(branches) > 1 else branches[0]
+
+
+def _agent_grammar(tools: list[Tool]) -> Any:
+    """A llama.cpp grammar for the reply; tools whose argument schema the converter
+    cannot handle fall back to "any JSON object" arguments."""
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(agent_schema(tools)), verbose=False)
+    except Exception:  # the converter rejects some JSON Schema features ($ref, ...)
+        loose = json.dumps(agent_schema(tools, loose=True))
+        return LlamaGrammar.from_json_schema(loose, verbose=False)
+
+
+_CUT_CONTENT = re.compile(r'\s*\{\s*"action"\s*:\s*"content"\s*,\s*"content"\s*:\s*"(.*)', re.S)
+
+
+def _partial_json_string(body: str) -> str:
+    for cut in range(min(len(body), 6) + 1):  # drop a half-written escape at the end
+        try:
+            return str(json.loads(f'"{body[: len(body) - cut]}"'))
+        except json.JSONDecodeError:
+            continue
+    return body
+
+
+def parse_agent_reply(
+    text: str, tool_names: list[str], *, provider: str
+) -> tuple[AgentAction, ActionContext]:
+    """Map the model's JSON reply to an agent action."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = _CUT_CONTENT.match(text)
+        if cut:  # max_tokens ran out inside the answer: keep what was written
+            return AgentAction.CONTENT, ActionContext(content=_partial_json_string(cut[1]))
+        raise ProviderUnavailableError(
+            "the model's reply ended before its JSON action was complete",
+            provider=provider,
+            provider_message=text[:200],
+            hint="Raise max_tokens.",
+        ) from exc
+    if data.get("action") == "tool_request":
+        name, arguments = data.get("tool"), data.get("arguments")
+        if name not in tool_names or not isinstance(arguments, dict):
+            raise ProviderUnavailableError(
+                "the model asked for a tool it was not given", provider=provider
+            )
+        call = ToolRequest(name=name, arguments=arguments, id=f"call_{uuid.uuid4().hex[:12]}")
+        return AgentAction.TOOL_REQUEST, ActionContext(tool_request=call)
+    return AgentAction.CONTENT, ActionContext(content=str(data.get("content", "")))
+
+
+# -- sentence-transformers ----------------------------------------------------------
+
+
+def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, Any]]:
+    # Never reach for the Hugging Face Hub: the model is a local directory.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    st = require("sentence_transformers", "sentence-transformers")
+    try:
+        model = st.SentenceTransformer(str(path), device=device, local_files_only=True)
+    except Exception as exc:  # torch, transformers and OS errors alike
+        raise ConfigError(
+            f"Could not load the sentence-transformers model in '{path}': {exc}",
+            hint="Point model_path at a directory saved by sentence-transformers.",
+        ) from exc
+    return model, {}
+
+
+def _token_count(model: Any, texts: list[str]) -> int:
+    """Tokens the model reads (after truncation), special tokens included."""
+    return int(model.tokenize(texts)["attention_mask"].sum())
+
+
+class SentenceTransformersProvider(_LocalProvider):
+    kind = "sentence-transformers"
+    description = (
+        "A local sentence-transformers model run in-process; offline, no key. "
+        "Reranking is by embedding similarity (cosine between query and chunk "
+        "embeddings) until a packaged cross-encoder exists."
+    )
+    model_types: ClassVar[frozenset[ModelType]] = frozenset(
+        {ModelType.EMBEDDING, ModelType.RERANKING}
+    )
+
+    class Options(_LocalProvider.Options):
+        model_path: str = Field(
+            default="", description="Directory of a saved sentence-transformers model."
+        )
+        device: str = Field(
+            default="cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$", description="Torch device."
+        )
+        batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per forward pass.")
+
+    options: SentenceTransformersProvider.Options
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.options.model_path:
+            raise ConfigError(
+                f"Connection '{self.name}' (sentence-transformers) has no model_path.",
+                hint="Set the option model_path to a local model directory.",
+            )
+        self.model_dir = Path(self.options.model_path).expanduser().resolve()
+        if not self.model_dir.is_dir():
+            raise ConfigError(f"Model directory '{self.model_dir}' does not exist.")
+
+    def _load(self) -> LoadedModel:
+        key = ("sentence-transformers", str(self.model_dir), self.options.device)
+        return load_model(
+            key, lambda: _load_sentence_transformer(self.model_dir, self.options.device)
+        )
+
+    def supports_chat(self, model: str) -> bool:
+        return False
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                id=self.model_dir.name,
+                model_type=mtype,
+                description=f"{self.model_dir.name} via sentence-transformers",
+                offline=True,
+            )
+            for mtype in (ModelType.EMBEDDING, ModelType.RERANKING)
+        ]
+
+    def context_window(self, model: str) -> int | None:
+        return int(self._load().model.max_seq_length)
+
+    def count_tokens(self, model: str, messages: list[Message]) -> int:
+        return _token_count(self._load().model, [m.content for m in messages])
+
+    async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
+        texts = request.texts
+
+        def run(entry: LoadedModel) -> EmbeddingResponse:
+            vectors = entry.model.encode(
+                texts, batch_size=self.options.batch_size, show_progress_bar=False
+            )
+            return EmbeddingResponse(
+                embeddings=[
+                    (t, [float(x) for x in v]) for t, v in zip(texts, vectors, strict=True)
+                ],
+                tokens_used=_token_count(entry.model, texts),
+            )
+
+        return await self._run(run)
+
+    async def rerank(self, model: str, request: RerankingRequest) -> RerankingResponse:
+        texts = [request.query, *request.chunks]
+
+        def run(entry: LoadedModel) -> RerankingResponse:
+            vectors = entry.model.encode(
+                texts,
+                batch_size=self.options.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            scores = vectors[1:] @ vectors[0]
+            return RerankingResponse(
+                chunk_scores=[float(s) for s in scores],
+                tokens_used=_token_count(entry.model, texts),
+            )
+
+        return await self._run(run)
+
+
+PROVIDERS: list[type[Provider]] = [LlamaCppProvider, SentenceTransformersProvider]

@@ -1,0 +1,91 @@
+"""Process-wide settings, read from the environment (and an optional ``.env``).
+
+One class, :class:`Settings`. Tests point ``STUDIO_HOME`` at a temporary
+directory; everything the studio writes lives under it unless ``DATABASE_URL``
+says otherwise.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    studio_home: Path = Field(
+        default=Path.home() / ".studio",
+        validation_alias="STUDIO_HOME",
+        description="Data directory: SQLite database, encryption key, logs.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL. Default: SQLite file studio.db in STUDIO_HOME.",
+    )
+    admin_mode: bool = Field(
+        default=False,
+        validation_alias="STUDIO_ADMIN",
+        description="Admin mode allows creating and deleting model templates.",
+    )
+    gateway_host: str = Field(default="127.0.0.1", validation_alias="STUDIO_GATEWAY_HOST")
+    gateway_port: int = Field(default=8765, ge=1, le=65535, validation_alias="STUDIO_GATEWAY_PORT")
+
+    # Provider keys from the environment. They create implicit connections named
+    # "openai" and "anthropic" when set.
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL"
+    )
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="STUDIO_SECRET_KEY",
+        description="Fernet key for stored provider keys; default: a key file in STUDIO_HOME.",
+    )
+
+    # Model layer defaults (per connection they can be overridden).
+    request_timeout_s: float = Field(default=60.0, gt=0, validation_alias="STUDIO_REQUEST_TIMEOUT")
+    max_retries: int = Field(default=5, ge=0, le=20, validation_alias="STUDIO_MAX_RETRIES")
+    retry_base_delay_s: float = Field(
+        default=0.5, ge=0, validation_alias="STUDIO_RETRY_BASE_DELAY"
+    )
+    retry_max_delay_s: float = Field(default=30.0, ge=0, validation_alias="STUDIO_RETRY_MAX_DELAY")
+    default_concurrency: int = Field(
+        default=8, ge=1, le=1024, validation_alias="STUDIO_DEFAULT_CONCURRENCY"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the URLs people copy from PostgreSQL docs and hosting dashboards.
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{self.studio_home / 'studio.db'}"
+
+    def ensure_home(self) -> Path:
+        self.studio_home.mkdir(parents=True, exist_ok=True)
+        return self.studio_home
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

@@ -1,0 +1,140 @@
+"""Engine, sessions and migrations.
+
+SQLite (the default, a file in ``STUDIO_HOME``) runs in WAL mode so the UI,
+the CLI and the gateway can read while one of them writes. PostgreSQL is used
+when ``DATABASE_URL`` points at it; the code is the same. Migrations (Alembic)
+run on start; on PostgreSQL an advisory lock keeps several processes from
+migrating at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from studio.errors import ConfigError
+from studio.settings import get_settings
+
+__all__ = ["alembic_config", "get_engine", "init_db", "reset_engine", "session_scope"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK_ID = 727_274_001
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_url: str | None = None
+_migrated: set[str] = set()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _migrate(engine: Engine) -> None:
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        # Seed inside the same transaction (and lock) so concurrent starts agree.
+        from studio.seed import seed_defaults
+
+        with Session(bind=conn) as session:
+            seed_defaults(session)
+            session.flush()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database, migrated to head."""
+    global _engine, _engine_url
+    url = get_settings().resolved_database_url
+    with _lock:
+        if _engine is None or _engine_url != url:
+            if _engine is not None:
+                _engine.dispose()
+            get_settings().ensure_home()
+            try:
+                engine = _make_engine(url)
+            except (SQLAlchemyError, ImportError, ValueError) as exc:
+                raise ConfigError(
+                    f"Cannot use the database URL: {exc}",
+                    hint="Check DATABASE_URL (e.g. postgresql://user@host:5432/db).",
+                ) from exc
+            _engine, _engine_url = engine, url
+        engine = _engine
+        if url not in _migrated:
+            try:
+                _migrate(engine)
+            except OperationalError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                raise ConfigError(
+                    f"Cannot open the database ({reason}).",
+                    hint="Check DATABASE_URL and that the database server is running.",
+                ) from exc
+            _migrated.add(url)
+        return engine
+
+
+def init_db() -> Engine:
+    return get_engine()
+
+
+def reset_engine() -> None:
+    """Drop the cached engine (tests switch databases between cases)."""
+    global _engine, _engine_url
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _engine_url = None
+        _migrated.clear()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = Session(get_engine(), expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,359 @@
+"""Database tables: one per concept in DESIGN.md.
+
+Studio objects (apps, datasets, runs, endpoints, ...) have integer ids people
+type in the CLI; Models API objects (templates, models, deployments, groups)
+have UUID strings, as on the platform the studio follows. JSON columns hold
+free-form configuration. Changing anything here needs a migration in
+``studio/store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ApiKey",
+    "App",
+    "Dataset",
+    "DatasetRow",
+    "DatasetVersion",
+    "Endpoint",
+    "EndpointRevision",
+    "Evaluation",
+    "EvaluationRun",
+    "EvaluationScore",
+    "Model",
+    "ModelCall",
+    "ModelDeployment",
+    "ModelGroup",
+    "ModelPrice",
+    "ModelTemplate",
+    "ProviderConnection",
+    "RequestLog",
+    "ResponseCache",
+    "Run",
+    "RunResult",
+    "Variant",
+    "VariantVersion",
+    "new_uuid",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False), **kw)
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+# -- apps, variants -------------------------------------------------------------
+
+
+class App(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    archived: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Variant(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str = Field(max_length=200)
+    archived: bool = False
+    forked_from_version_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class VariantVersion(SQLModel, table=True):
+    """An immutable snapshot of a variant's configuration."""
+
+    __table_args__ = (UniqueConstraint("variant_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    variant_id: int = Field(foreign_key="variant.id", index=True)
+    version: int
+    note: str = ""
+    model: str = Field(description="Model name, e.g. builtin/smollm2-135m-instruct")
+    prompt_kind: str = Field(default="completion", description="completion | chat")
+    template: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    system_prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    messages: list[dict[str, Any]] = _json_list()
+    parameters: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- datasets -------------------------------------------------------------------
+
+
+class Dataset(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str = Field(max_length=200)
+    archived: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    version: int
+    columns: list[str] = _json_list()
+    expected_column: str | None = None
+    row_count: int = 0
+    source_filename: str | None = None
+    note: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetRow(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("dataset_version_id", "row_index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_version_id: int = Field(foreign_key="datasetversion.id", index=True)
+    row_index: int
+    data: dict[str, Any] = _json()
+
+
+# -- runs -----------------------------------------------------------------------
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    variant_version_id: int | None = Field(default=None, foreign_key="variantversion.id")
+    dataset_version_id: int = Field(foreign_key="datasetversion.id", index=True)
+    model: str
+    config: dict[str, Any] = _json()
+    status: str = Field(default="pending", description="pending|running|cancelled|done|failed")
+    concurrency: int | None = None
+    samples: int = 1
+    use_cache: bool = True
+    total_rows: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RunResult(SQLModel, table=True):
+    """One answer per dataset row (and sample); the unique key forbids duplicates."""
+
+    __table_args__ = (UniqueConstraint("run_id", "row_index", "sample_index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    row_index: int
+    sample_index: int = 0
+    rendered_prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    output: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    prompt_tokens: int | None = None
+    response_tokens: int | None = None
+    latency_ms: float | None = None
+    cost: float | None = None
+    cached: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ResponseCache(SQLModel, table=True):
+    """Identical calls (model, parameters, rendered prompt) answered once."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    model: str
+    response: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- evaluations ------------------------------------------------------------------
+
+
+class Evaluation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str
+    kind: str = Field(default="programmatic", description="programmatic | human | comparison")
+    config: dict[str, Any] = _json()
+    status: str = "pending"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvaluationRun(SQLModel, table=True):
+    evaluation_id: int = Field(foreign_key="evaluation.id", primary_key=True)
+    run_id: int = Field(foreign_key="run.id", primary_key=True)
+
+
+class EvaluationScore(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
+    run_result_id: int = Field(foreign_key="runresult.id", index=True)
+    evaluator: str = Field(description="evaluator name, or 'human'")
+    rater: str | None = None
+    score: float | None = None
+    label: str | None = None
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- endpoints, keys, request log ----------------------------------------------------
+
+
+class Endpoint(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    variant_version_id: int | None = Field(default=None, foreign_key="variantversion.id")
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EndpointRevision(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoint.id", index=True)
+    variant_version_id: int | None = Field(default=None, foreign_key="variantversion.id")
+    action: str = Field(description="deploy | rollback | undeploy")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int | None = Field(default=None, foreign_key="app.id", index=True)
+    name: str
+    prefix: str = Field(index=True, max_length=16, description="first characters, for display")
+    key_hash: str = Field(unique=True, max_length=128)
+    rate_limit_per_minute: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class RequestLog(SQLModel, table=True):
+    __table_args__ = (Index("ix_requestlog_endpoint_created", "endpoint_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(index=True, unique=True, max_length=64)
+    endpoint_id: int | None = Field(default=None, foreign_key="endpoint.id")
+    model: str | None = None
+    route: str = ""
+    api_key_id: int | None = Field(default=None, foreign_key="apikey.id")
+    status_code: int
+    latency_ms: float
+    model_latency_ms: float | None = None
+    overhead_ms: float | None = None
+    prompt_tokens: int | None = None
+    response_tokens: int | None = None
+    cost: float | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    request_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+# -- model layer: connections, templates, models, deployments -------------------------
+
+
+class ProviderConnection(SQLModel, table=True):
+    """A configured provider: the name is the prefix of its models' names."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    kind: str
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="read the key from this variable")
+    api_key_encrypted: str | None = Field(default=None, description="Fernet token; never shown")
+    options: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelGroup(SQLModel, table=True):
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    name: str = Field(index=True, unique=True, max_length=200)
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelTemplate(SQLModel, table=True):
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    name: str = Field(index=True, unique=True, max_length=200)
+    model_type: str
+    runtime: str = Field(description="llama-cpp | sentence-transformers | openai-compatible ...")
+    endpoint_type: str = "SYNC"
+    runtime_config: dict[str, Any] = _json()
+    model_creation_parameters_schema: dict[str, Any] = _json()
+    is_system: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Model(SQLModel, table=True):
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    name: str = Field(index=True, unique=True, max_length=200)
+    model_type: str
+    description: str = ""
+    model_template_id: str | None = Field(default=None, foreign_key="modeltemplate.id")
+    model_creation_parameters: dict[str, Any] = _json()
+    connection: str | None = Field(default=None, description="provider connection name")
+    provider_model: str | None = Field(default=None, description="the provider's model id")
+    model_group_id: str | None = Field(default=None, foreign_key="modelgroup.id")
+    is_builtin: bool = False
+    context_window: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelDeployment(SQLModel, table=True):
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    model_id: str = Field(foreign_key="model.id", index=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    status: str = Field(default="PENDING", description="PENDING | READY | FAILED")
+    status_reason: str | None = None
+    is_builtin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelCall(SQLModel, table=True):
+    """One execute call: the source of usage statistics."""
+
+    __table_args__ = (
+        Index("ix_modelcall_deployment_day", "deployment_id", "day"),
+        Index("ix_modelcall_model_day", "model_name", "day"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: str | None = Field(default=None, max_length=36)
+    model_name: str
+    model_type: str
+    source: str = Field(default="api", description="cli | ui | gateway | run | api")
+    day: date
+    created_at: datetime = Field(default_factory=utcnow)
+    latency_ms: float
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    cost: float = 0.0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ModelPrice(SQLModel, table=True):
+    """Price per million tokens; the user edits it with `studio price set`."""
+
+    model: str = Field(primary_key=True, max_length=200)
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,179 @@
+"""Usage statistics and the price table.
+
+Every execute call becomes one :class:`~studio.store.tables.ModelCall` row.
+Statistics aggregate them per day, per deployment or per model name. Cost is
+computed from :class:`~studio.store.tables.ModelPrice` (USD per million
+tokens), which the user edits with ``studio price set``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import case, func
+from sqlmodel import Session, col, select
+
+from studio.errors import RequestValidationError
+from studio.schemas import ModelType
+from studio.store.tables import ModelCall, ModelPrice, utcnow
+
+__all__ = [
+    "DayUsage",
+    "UsageStatistics",
+    "cost_for",
+    "list_prices",
+    "record_call",
+    "set_price",
+    "usage_statistics",
+]
+
+
+class DayUsage(BaseModel):
+    day: date
+    requests: int
+    errors: int
+    prompt_tokens: int
+    response_tokens: int
+    cost: float
+    avg_latency_ms: float
+    max_latency_ms: float
+
+
+class UsageStatistics(BaseModel):
+    deployment_id: str | None = None
+    model_name: str | None = None
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    cost: float = 0.0
+    avg_latency_ms: float = 0.0
+    by_day: list[DayUsage] = []
+
+
+def cost_for(
+    *, session: Session, names: list[str], prompt_tokens: int, response_tokens: int
+) -> float:
+    """Cost of one call, using the first of ``names`` found in the price table."""
+    for name in names:
+        price = session.get(ModelPrice, name)
+        if price is not None:
+            return (
+                prompt_tokens * price.input_per_mtok + response_tokens * price.output_per_mtok
+            ) / 1_000_000
+    return 0.0
+
+
+def set_price(
+    *, session: Session, model: str, input_per_mtok: float, output_per_mtok: float
+) -> ModelPrice:
+    if input_per_mtok < 0 or output_per_mtok < 0:
+        from studio.errors import FieldProblem
+
+        raise RequestValidationError(
+            [FieldProblem("price", "must be >= 0 USD per million tokens")], what="price"
+        )
+    row = session.get(ModelPrice, model)
+    if row is None:
+        row = ModelPrice(model=model)
+    row.input_per_mtok = input_per_mtok
+    row.output_per_mtok = output_per_mtok
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_prices(*, session: Session) -> list[ModelPrice]:
+    return list(session.exec(select(ModelPrice).order_by(col(ModelPrice.model))).all())
+
+
+def record_call(
+    *,
+    session: Session,
+    deployment_id: str | None,
+    model_name: str,
+    model_type: ModelType | str,
+    latency_ms: float,
+    prompt_tokens: int = 0,
+    response_tokens: int = 0,
+    cost: float = 0.0,
+    error: str | None = None,
+    source: str = "api",
+) -> ModelCall:
+    now = utcnow()
+    row = ModelCall(
+        deployment_id=deployment_id,
+        model_name=model_name,
+        model_type=str(model_type),
+        source=source,
+        day=now.date(),
+        created_at=now,
+        latency_ms=latency_ms,
+        prompt_tokens=prompt_tokens,
+        response_tokens=response_tokens,
+        cost=cost,
+        error=error,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def usage_statistics(
+    *,
+    session: Session,
+    deployment_id: str | None = None,
+    model_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> UsageStatistics:
+    """Requests, tokens, errors, cost and latency by day (for one deployment or model)."""
+    is_error = case((col(ModelCall.error).is_not(None), 1), else_=0)
+    stmt: Any = select(
+        ModelCall.day,
+        func.count(),
+        func.sum(is_error),
+        func.sum(ModelCall.prompt_tokens),
+        func.sum(ModelCall.response_tokens),
+        func.sum(ModelCall.cost),
+        func.avg(ModelCall.latency_ms),
+        func.max(ModelCall.latency_ms),
+    ).group_by(ModelCall.day)
+    if deployment_id is not None:
+        stmt = stmt.where(ModelCall.deployment_id == deployment_id)
+    if model_name is not None:
+        stmt = stmt.where(ModelCall.model_name == model_name)
+    if since is not None:
+        stmt = stmt.where(ModelCall.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(ModelCall.created_at < until)
+    days = [
+        DayUsage(
+            day=row[0],
+            requests=int(row[1] or 0),
+            errors=int(row[2] or 0),
+            prompt_tokens=int(row[3] or 0),
+            response_tokens=int(row[4] or 0),
+            cost=float(row[5] or 0.0),
+            avg_latency_ms=round(float(row[6] or 0.0), 2),
+            max_latency_ms=round(float(row[7] or 0.0), 2),
+        )
+        for row in session.exec(stmt.order_by(ModelCall.day)).all()
+    ]
+    total = sum(d.requests for d in days)
+    return UsageStatistics(
+        deployment_id=deployment_id,
+        model_name=model_name,
+        requests=total,
+        errors=sum(d.errors for d in days),
+        prompt_tokens=sum(d.prompt_tokens for d in days),
+        response_tokens=sum(d.response_tokens for d in days),
+        cost=sum(d.cost for d in days),
+        avg_latency_ms=round(sum(d.avg_latency_ms * d.requests for d in days) / total, 2)
+        if total
+        else 0.0,
+        by_day=days,
+    )
