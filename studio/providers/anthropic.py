@@ -144,8 +144,9 @@ class AnthropicProvider(HTTPProvider):
         )
 
     def _payload(
-        self, model: str, messages: list[Message], request: Sampling, system: list[str]
+        self, model: str, messages: list[Message], request: Sampling, instructions: str | None
     ) -> dict[str, Any]:
+        system = [instructions] if instructions else []
         turns: list[dict[str, str]] = []
         for m in messages:
             if m.role == "system":
@@ -185,7 +186,7 @@ class AnthropicProvider(HTTPProvider):
     # -- the model types -------------------------------------------------------------
 
     async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        body = await self._send(self._payload(model, request.messages, request, []))
+        body = await self._send(self._payload(model, request.messages, request, None))
         usage = body.usage or _Usage()
         text = "".join(b.text or "" for b in body.content if b.type == "text")
         return ChatCompletionResponse(
@@ -196,8 +197,7 @@ class AnthropicProvider(HTTPProvider):
         )
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
-        system = [request.instructions] if request.instructions else []
-        payload = self._payload(model, _last_k(request), request, system)
+        payload = self._payload(model, _last_k(request), request, request.instructions)
         if request.tools:
             payload["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.arguments}

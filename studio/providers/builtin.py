@@ -74,8 +74,7 @@ BUILTIN_MODELS: list[ModelInfo] = [
         id="all-minilm-l6-v2-rerank",
         model_type=ModelType.RERANKING,
         context_window=MINILM_MAX_TOKENS,
-        description=f"{_MINI}: reranking by cosine similarity of embeddings "
-        "(not a cross-encoder).",
+        description=f"{_MINI}: reranking by cosine similarity of embeddings (not a cross-encoder).",
         offline=True,
     ),
 ]
@@ -139,9 +138,7 @@ class BuiltinProvider(Provider):
         with self._init_lock:
             if self._llama is None:
                 _require_llama_cpp()
-                options = self._runtime_options(
-                    model_path=str(smollm2_gguf()), n_ctx=SMOLLM2_N_CTX
-                )
+                options = self._runtime_options(model_path=str(smollm2_gguf()), n_ctx=SMOLLM2_N_CTX)
                 self._llama = LlamaCppProvider(name=self.name, options=options)
             return self._llama
 
@@ -164,7 +161,9 @@ class BuiltinProvider(Provider):
     def _check(self, model: str, wanted: ModelType) -> None:
         info = self._info(model)
         if info.model_type is not wanted:
-            fits = ", ".join(f"{self.name}/{m.id}" for m in BUILTIN_MODELS if m.model_type is wanted)
+            fits = ", ".join(
+                f"{self.name}/{m.id}" for m in BUILTIN_MODELS if m.model_type is wanted
+            )
             raise ProviderRequestError(
                 f"'{self.name}/{model}' is a {info.model_type.value} model and cannot serve "
                 f"a {wanted.value} request; use {fits}",

@@ -1,15 +1,12 @@
 """In-process model runtimes: llama.cpp for GGUF files, sentence-transformers for embeddings.
 
-Loaded weights are process-wide. :func:`load_model` keeps one object per
-(runtime, path, load options), loads it lazily and exactly once even when the
-Streamlit threads, the CLI and the gateway ask at the same moment, and every
-provider instance shares it. Each loaded model carries its own lock (llama.cpp
-objects are not thread-safe); inference runs in a worker thread through
-``asyncio.to_thread`` so no event loop is blocked.
-
-A call that times out gives the caller :class:`~studio.errors.ProviderTimeoutError`
-at once, but the worker thread finishes its generation before the model's lock
-is free again.
+Loaded weights are process-wide: :func:`load_model` keeps one object per
+(runtime, path, load options), loads it lazily and once even when the Streamlit
+threads, the CLI and the gateway ask together, and every provider instance
+shares it. Each loaded model has its own lock (llama.cpp objects are not
+thread-safe); inference runs in a worker thread via ``asyncio.to_thread``. On a
+timeout the caller gets :class:`~studio.errors.ProviderTimeoutError` at once, while
+the worker finishes its generation before the model's lock is free again.
 """
 
 from __future__ import annotations
@@ -67,38 +64,35 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-GGUF_MAGIC = b"GGUF"
+Key = tuple[Hashable, ...]
 
 
-# -- the process-wide cache of loaded models ------------------------------------
+# -- the process-wide cache of loaded models ------------------------------------------
 
 
 @dataclass
 class LoadedModel:
     """One loaded model. Hold ``lock`` while calling into ``model``."""
 
-    key: tuple[Hashable, ...]
+    key: Key
     model: Any
     load_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_MODELS: dict[tuple[Hashable, ...], LoadedModel] = {}
-_KEY_LOCKS: dict[tuple[Hashable, ...], threading.Lock] = {}
+_MODELS: dict[Key, LoadedModel] = {}
+_KEY_LOCKS: dict[Key, threading.Lock] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_model(
-    key: tuple[Hashable, ...], loader: Callable[[], tuple[Any, dict[str, Any]]]
-) -> LoadedModel:
-    """The model for ``key``, loading it with ``loader`` the first time only."""
+def load_model(key: Key, loader: Callable[[], tuple[Any, dict[str, Any]]]) -> LoadedModel:
+    """The model for ``key``; ``loader`` (returning model and extras) runs once only."""
     with _CACHE_LOCK:
-        entry = _MODELS.get(key)
-        if entry is not None:
+        if (entry := _MODELS.get(key)) is not None:
             return entry
         key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-    with key_lock:  # one loader per key; other keys load in parallel
+    with key_lock:  # one loader per key; different models load in parallel
         with _CACHE_LOCK:
             entry = _MODELS.get(key)
         if entry is None:
@@ -111,44 +105,49 @@ def load_model(
 
 
 def loaded_models() -> list[LoadedModel]:
-    """The models loaded in this process (a snapshot)."""
     with _CACHE_LOCK:
         return list(_MODELS.values())
 
 
 def clear_loaded_models() -> None:
-    """Forget every loaded model (benchmarks and tests); calls in flight keep theirs."""
+    """Forget every loaded model (benchmarks, tests); calls in flight keep theirs."""
     with _CACHE_LOCK:
         _MODELS.clear()
         _KEY_LOCKS.clear()
 
 
 def require(module: str, package: str) -> Any:
-    """Import ``module`` or explain which package to install."""
+    """Import ``module`` or say which package to install."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(
-            f"The Python package '{package}' is needed for local models but is not installed.",
+            f"Local models need the Python package '{package}', which is not installed.",
             hint=f"Install it with `pip install {package}`.",
         ) from exc
 
 
 class _LocalProvider(Provider):
-    """Shared plumbing: run a blocking call on a loaded model in a worker thread."""
+    """Runs blocking calls on a shared loaded model in a worker thread."""
 
     offline = True
 
     class Options(Provider.Options):
-        timeout_s: float = Field(
-            default=600.0, gt=0, le=86_400, description="Per-call timeout (local calls are slow)."
-        )
-        model_path: str = Field(default="", description="Local path of the model.")
-
-    options: _LocalProvider.Options
+        timeout_s: float = Field(default=600.0, gt=0, le=86_400, description="Per-call timeout.")
 
     def _load(self) -> LoadedModel:
         raise NotImplementedError
+
+    def _label(self) -> tuple[str, str, int | None]:
+        """(model id, description, context window) for :meth:`list_models`."""
+        raise NotImplementedError
+
+    async def list_models(self) -> list[ModelInfo]:
+        label, text, window = self._label()
+        return [
+            ModelInfo(id=label, model_type=t, context_window=window, description=text, offline=True)
+            for t in sorted(self.model_types)
+        ]
 
     async def _run(self, call: Callable[[LoadedModel], T]) -> T:
         entry = await asyncio.to_thread(self._load)
@@ -157,20 +156,20 @@ class _LocalProvider(Provider):
             with entry.lock:
                 try:
                     return call(entry)
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError) as exc:  # too long a prompt, unknown chat format
                     raise ProviderRequestError(str(exc), provider=self.name) from exc
                 except RuntimeError as exc:
                     raise ProviderUnavailableError(str(exc), provider=self.name) from exc
 
+        timeout = self.options.timeout_s
         try:
-            return await asyncio.wait_for(asyncio.to_thread(locked), self.options.timeout_s)
+            return await asyncio.wait_for(asyncio.to_thread(locked), timeout)
         except TimeoutError as exc:
-            raise ProviderTimeoutError(
-                f"no answer within {self.options.timeout_s:g}s", provider=self.name
-            ) from exc
+            msg = f"no answer within {timeout:g}s"
+            raise ProviderTimeoutError(msg, provider=self.name) from exc
 
 
-# -- llama.cpp --------------------------------------------------------------------
+# -- llama.cpp ------------------------------------------------------------------------
 
 
 def _check_gguf(path_text: str, connection: str) -> Path:
@@ -179,49 +178,45 @@ def _check_gguf(path_text: str, connection: str) -> Path:
             f"Connection '{connection}' (llama-cpp) has no model_path.",
             hint="Set the option model_path to a .gguf model file.",
         )
-    path = Path(path_text).expanduser()
+    path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(f"Model file '{path}' does not exist (connection '{connection}').")
     with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != GGUF_MAGIC:
-        raise ConfigError(
-            f"Model file '{path.name}' is not a GGUF file (it does not start with b'GGUF').",
-            hint="llama.cpp needs a .gguf file; convert the model or pick another file.",
-        )
-    return path.resolve()
+        if fh.read(4) != b"GGUF":
+            raise ConfigError(
+                f"Model file '{path.name}' is not a GGUF file (it does not start with 'GGUF').",
+                hint="llama.cpp needs a .gguf file; convert the model or pick another file.",
+            )
+    return path
 
 
-def _load_llama(
-    path: Path, n_ctx: int, n_threads: int | None, chat_format: str | None
-) -> tuple[Any, dict[str, Any]]:
+def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dict[str, Any]]:
     llama_cpp = require("llama_cpp", "llama-cpp-python")
     try:
         llm = llama_cpp.Llama(
             model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            chat_format=chat_format,
+            n_ctx=options.n_ctx,
+            n_threads=options.n_threads,
+            chat_format=options.chat_format,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as exc:
-        size = path.stat().st_size if path.exists() else 0
         raise ConfigError(
-            f"llama.cpp could not load the model file '{path.name}' ({size:,} bytes): {exc}. "
-            "The file is corrupt or truncated, or its architecture is not supported "
-            "by this llama.cpp build.",
+            f"llama.cpp could not load the model file '{path.name}' "
+            f"({path.stat().st_size:,} bytes): {exc}. The file is corrupt or truncated, "
+            "or its architecture is not supported by this llama.cpp build.",
             hint="Download the file again or pick another GGUF model.",
         ) from exc
     formatter = None
     template = llm.metadata.get("tokenizer.chat_template")
-    if chat_format is None and template:
-        # Use the template stored in the file (not a guessed look-alike), and keep a
-        # formatter identical to llama's own so count_tokens is exact.
-        from llama_cpp import llama_chat_format
+    if options.chat_format is None and template:
+        # Chat with the template stored in the file (not a guessed look-alike) and keep
+        # a formatter identical to llama's own, so count_tokens is exact.
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         llm.chat_format = "chat_template.default"
         eos, bos = llm.token_eos(), llm.token_bos()
-        formatter = llama_chat_format.Jinja2ChatFormatter(
+        formatter = Jinja2ChatFormatter(
             template=template,
             eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
@@ -231,18 +226,13 @@ def _load_llama(
 
 
 def chat_dicts(messages: list[Message]) -> list[dict[str, str]]:
-    """Messages as chat-template dicts; tool results become user turns."""
-    out = []
-    for m in messages:
-        if m.role == "tool":
-            out.append({"role": "user", "content": f"Result of tool {m.name or ''}: {m.content}"})
-        else:
-            out.append({"role": m.role, "content": m.content})
-    return out
-
-
-def _finish(reasons: list[str | None]) -> str | None:
-    return "length" if "length" in reasons else (reasons[-1] if reasons else None)
+    """Messages for a chat template; tool results become user turns."""
+    return [
+        {"role": "user", "content": f"Result of tool {m.name or ''}: {m.content}"}
+        if m.role == "tool"
+        else {"role": m.role, "content": m.content}
+        for m in messages
+    ]
 
 
 class LlamaCppProvider(_LocalProvider):
@@ -266,6 +256,9 @@ class LlamaCppProvider(_LocalProvider):
         max_tokens: int = Field(
             default=256, ge=1, le=262_144, description="Tokens generated when a call sets none."
         )
+        repeat_penalty: float = Field(
+            default=1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens (not for agents)."
+        )
 
     options: LlamaCppProvider.Options
 
@@ -276,31 +269,21 @@ class LlamaCppProvider(_LocalProvider):
     def _load(self) -> LoadedModel:
         o = self.options
         key = ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
-        return load_model(
-            key, lambda: _load_llama(self.model_file, o.n_ctx, o.n_threads, o.chat_format)
-        )
+        return load_model(key, lambda: _load_llama(self.model_file, o))
 
-    def _sampling(self, request: Sampling) -> dict[str, Any]:
+    def _label(self) -> tuple[str, str, int | None]:
+        return self.model_file.stem, f"{self.model_file.name} via llama.cpp", self.options.n_ctx
+
+    def _sampling(self, request: Sampling, *, repeat_penalty: bool = True) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "temperature": request.temperature,  # 0 selects llama.cpp's greedy sampler
             "max_tokens": request.max_tokens or self.options.max_tokens,
             "stop": list(request.stop_sequences or []),
+            "repeat_penalty": self.options.repeat_penalty if repeat_penalty else 1.0,
         }
         if request.top_p is not None:
             kwargs["top_p"] = request.top_p
         return kwargs
-
-    async def list_models(self) -> list[ModelInfo]:
-        return [
-            ModelInfo(
-                id=self.model_file.stem,
-                model_type=mtype,
-                context_window=self.options.n_ctx,
-                description=f"{self.model_file.name} via llama.cpp",
-                offline=True,
-            )
-            for mtype in (ModelType.CHAT_COMPLETION, ModelType.COMPLETION, ModelType.AGENT)
-        ]
 
     def context_window(self, model: str) -> int | None:
         return self.options.n_ctx
@@ -309,35 +292,30 @@ class LlamaCppProvider(_LocalProvider):
         return True
 
     def count_tokens(self, model: str, messages: list[Message]) -> int:
-        """Exact prompt tokens of a chat call (llama.cpp's tokenizer is thread-safe)."""
+        """Exact prompt tokens of a chat call (tokenizing is read-only, so no lock)."""
         entry = self._load()
         llm, formatter = entry.model, entry.extra["formatter"]
         if formatter is not None:
             result = formatter(messages=chat_dicts(messages))
             prompt = result.prompt.encode("utf-8")
             return len(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
-        # A named chat format: content tokens plus the role markers' usual overhead.
+        # A named chat format: content tokens plus the usual role-marker overhead.
         return sum(len(llm.tokenize(m.content.encode(), add_bos=False)) + 4 for m in messages) + 2
 
     async def complete(self, model: str, request: CompletionRequest) -> CompletionResponse:
         kwargs = self._sampling(request)
 
         def run(entry: LoadedModel) -> CompletionResponse:
-            completions: list[tuple[str, list[str]]] = []
-            reasons: list[str | None] = []
-            prompt_tokens = response_tokens = 0
-            for prompt in request.prompts:
-                out = entry.model.create_completion(prompt=prompt, **kwargs)
-                choice = out["choices"][0]
-                completions.append((prompt, [choice["text"]]))
-                reasons.append(choice["finish_reason"])
-                prompt_tokens += out["usage"]["prompt_tokens"]
-                response_tokens += out["usage"]["completion_tokens"]
+            outs = [entry.model.create_completion(prompt=p, **kwargs) for p in request.prompts]
+            reasons = [o["choices"][0]["finish_reason"] for o in outs]
             return CompletionResponse(
-                completions=completions,
-                finish_reason=_finish(reasons),
-                prompt_tokens=prompt_tokens,
-                response_tokens=response_tokens,
+                completions=[
+                    (p, [o["choices"][0]["text"]])
+                    for p, o in zip(request.prompts, outs, strict=True)
+                ],
+                finish_reason="length" if "length" in reasons else reasons[-1],
+                prompt_tokens=sum(o["usage"]["prompt_tokens"] for o in outs),
+                response_tokens=sum(o["usage"]["completion_tokens"] for o in outs),
             )
 
         return await self._run(run)
@@ -360,14 +338,13 @@ class LlamaCppProvider(_LocalProvider):
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
         """Offline tool use: a JSON grammar constrains the reply to one action."""
-        kwargs = self._sampling(request)
+        kwargs = self._sampling(request, repeat_penalty=False)  # JSON repeats by nature
         messages = chat_dicts(agent_messages(request))
         tool_names = [t.name for t in request.tools]
 
         def run(entry: LoadedModel) -> AgentResponse:
-            out = entry.model.create_chat_completion(
-                messages=messages, grammar=_agent_grammar(request.tools), **kwargs
-            )
+            grammar = _agent_grammar(request.tools)
+            out = entry.model.create_chat_completion(messages=messages, grammar=grammar, **kwargs)
             text = out["choices"][0]["message"]["content"] or ""
             action, context = parse_agent_reply(text, tool_names, provider=self.name)
             return AgentResponse(
@@ -380,7 +357,7 @@ class LlamaCppProvider(_LocalProvider):
         return await self._run(run)
 
 
-# -- agent: prompt, grammar, reply ------------------------------------------------
+# -- agent: prompt, grammar, reply ----------------------------------------------------
 
 AGENT_FORMAT = (
     'Reply with one JSON object and nothing else: {"action": "tool_request", "tool": '
@@ -390,10 +367,10 @@ AGENT_FORMAT = (
 
 
 def agent_messages(request: AgentRequest) -> list[Message]:
-    """System prompt (instructions, tools, reply format) plus the remembered turns.
+    """A system prompt (instructions, tools, reply format) plus the remembered turns.
 
-    ``last_k`` keeps the last k non-system messages; system messages are folded
-    into the system prompt.
+    ``last_k`` keeps the last k non-system messages; system messages join the
+    system prompt.
     """
     turns = [m for m in request.messages if m.role != "system"]
     if request.memory_strategy is not None:
@@ -411,7 +388,7 @@ def agent_messages(request: AgentRequest) -> list[Message]:
 
 
 def agent_schema(tools: list[Tool], *, loose: bool = False) -> dict[str, Any]:
-    """JSON Schema of a reply: one branch per tool (its own arguments) or content."""
+    """JSON Schema of a reply: one branch per tool (with its arguments) or content."""
     branches: list[dict[str, Any]] = [
         {
             "type": "object",
@@ -424,24 +401,19 @@ def agent_schema(tools: list[Tool], *, loose: bool = False) -> dict[str, Any]:
         }
         for t in tools
     ]
-    branches.append(
-        {
-            "type": "object",
-            "properties": {"action": {"const": "content"}, "content": {"type": "string"}},
-            "required": ["action", "content"],
-        }
-    )
+    content = {"action": {"const": "content"}, "content": {"type": "string"}}
+    branches.append({"type": "object", "properties": content, "required": list(content)})
     return {"oneOf": branches} if len(branches) > 1 else branches[0]
 
 
 def _agent_grammar(tools: list[Tool]) -> Any:
-    """A llama.cpp grammar for the reply; tools whose argument schema the converter
-    cannot handle fall back to "any JSON object" arguments."""
+    """The reply grammar; if the converter rejects a tool's argument schema ($ref, ...),
+    arguments fall back to any JSON object."""
     from llama_cpp import LlamaGrammar
 
     try:
         return LlamaGrammar.from_json_schema(json.dumps(agent_schema(tools)), verbose=False)
-    except Exception:  # the converter rejects some JSON Schema features ($ref, ...)
+    except Exception:
         loose = json.dumps(agent_schema(tools, loose=True))
         return LlamaGrammar.from_json_schema(loose, verbose=False)
 
@@ -465,8 +437,7 @@ def parse_agent_reply(
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        cut = _CUT_CONTENT.match(text)
-        if cut:  # max_tokens ran out inside the answer: keep what was written
+        if cut := _CUT_CONTENT.match(text):  # max_tokens ran out inside the answer
             return AgentAction.CONTENT, ActionContext(content=_partial_json_string(cut[1]))
         raise ProviderUnavailableError(
             "the model's reply ended before its JSON action was complete",
@@ -477,15 +448,13 @@ def parse_agent_reply(
     if data.get("action") == "tool_request":
         name, arguments = data.get("tool"), data.get("arguments")
         if name not in tool_names or not isinstance(arguments, dict):
-            raise ProviderUnavailableError(
-                "the model asked for a tool it was not given", provider=provider
-            )
+            raise ProviderUnavailableError("the model asked for an unknown tool", provider=provider)
         call = ToolRequest(name=name, arguments=arguments, id=f"call_{uuid.uuid4().hex[:12]}")
         return AgentAction.TOOL_REQUEST, ActionContext(tool_request=call)
     return AgentAction.CONTENT, ActionContext(content=str(data.get("content", "")))
 
 
-# -- sentence-transformers ----------------------------------------------------------
+# -- sentence-transformers ------------------------------------------------------------
 
 
 def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, Any]]:
@@ -493,6 +462,10 @@ def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     st = require("sentence_transformers", "sentence-transformers")
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
     try:
         model = st.SentenceTransformer(str(path), device=device, local_files_only=True)
     except Exception as exc:  # torch, transformers and OS errors alike
@@ -500,12 +473,16 @@ def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, 
             f"Could not load the sentence-transformers model in '{path}': {exc}",
             hint="Point model_path at a directory saved by sentence-transformers.",
         ) from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return model, {}
 
 
 def _token_count(model: Any, texts: list[str]) -> int:
     """Tokens the model reads (after truncation), special tokens included."""
-    return int(model.tokenize(texts)["attention_mask"].sum())
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in v5
+    return int(preprocess(texts)["attention_mask"].sum())
 
 
 class SentenceTransformersProvider(_LocalProvider):
@@ -521,7 +498,7 @@ class SentenceTransformersProvider(_LocalProvider):
 
     class Options(_LocalProvider.Options):
         model_path: str = Field(
-            default="", description="Directory of a saved sentence-transformers model."
+            default="", description="Directory of a sentence-transformers model."
         )
         device: str = Field(
             default="cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$", description="Torch device."
@@ -542,24 +519,15 @@ class SentenceTransformersProvider(_LocalProvider):
             raise ConfigError(f"Model directory '{self.model_dir}' does not exist.")
 
     def _load(self) -> LoadedModel:
-        key = ("sentence-transformers", str(self.model_dir), self.options.device)
-        return load_model(
-            key, lambda: _load_sentence_transformer(self.model_dir, self.options.device)
-        )
+        device = self.options.device
+        key = ("sentence-transformers", str(self.model_dir), device)
+        return load_model(key, lambda: _load_sentence_transformer(self.model_dir, device))
+
+    def _label(self) -> tuple[str, str, int | None]:
+        return self.model_dir.name, f"{self.model_dir.name} via sentence-transformers", None
 
     def supports_chat(self, model: str) -> bool:
         return False
-
-    async def list_models(self) -> list[ModelInfo]:
-        return [
-            ModelInfo(
-                id=self.model_dir.name,
-                model_type=mtype,
-                description=f"{self.model_dir.name} via sentence-transformers",
-                offline=True,
-            )
-            for mtype in (ModelType.EMBEDDING, ModelType.RERANKING)
-        ]
 
     def context_window(self, model: str) -> int | None:
         return int(self._load().model.max_seq_length)
@@ -567,19 +535,21 @@ class SentenceTransformersProvider(_LocalProvider):
     def count_tokens(self, model: str, messages: list[Message]) -> int:
         return _token_count(self._load().model, [m.content for m in messages])
 
+    def _encode(self, entry: LoadedModel, texts: list[str], *, normalize: bool) -> Any:
+        return entry.model.encode(
+            texts,
+            batch_size=self.options.batch_size,
+            normalize_embeddings=normalize,
+            show_progress_bar=False,
+        )
+
     async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         texts = request.texts
 
         def run(entry: LoadedModel) -> EmbeddingResponse:
-            vectors = entry.model.encode(
-                texts, batch_size=self.options.batch_size, show_progress_bar=False
-            )
-            return EmbeddingResponse(
-                embeddings=[
-                    (t, [float(x) for x in v]) for t, v in zip(texts, vectors, strict=True)
-                ],
-                tokens_used=_token_count(entry.model, texts),
-            )
+            vectors = self._encode(entry, texts, normalize=False)
+            pairs = [(t, v.tolist()) for t, v in zip(texts, vectors, strict=True)]
+            return EmbeddingResponse(embeddings=pairs, tokens_used=_token_count(entry.model, texts))
 
         return await self._run(run)
 
@@ -587,16 +557,10 @@ class SentenceTransformersProvider(_LocalProvider):
         texts = [request.query, *request.chunks]
 
         def run(entry: LoadedModel) -> RerankingResponse:
-            vectors = entry.model.encode(
-                texts,
-                batch_size=self.options.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-            scores = vectors[1:] @ vectors[0]
+            vectors = self._encode(entry, texts, normalize=True)
+            scores = (vectors[1:] @ vectors[0]).tolist()  # cosine of unit vectors
             return RerankingResponse(
-                chunk_scores=[float(s) for s in scores],
-                tokens_used=_token_count(entry.model, texts),
+                chunk_scores=scores, tokens_used=_token_count(entry.model, texts)
             )
 
         return await self._run(run)

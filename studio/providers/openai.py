@@ -36,6 +36,7 @@ from studio.schemas import (
     Message,
     ModelType,
     Sampling,
+    Tool,
     ToolRequest,
     problems_from_pydantic,
 )
@@ -121,6 +122,11 @@ def _wire_message(message: Message) -> dict[str, str]:
     return {"role": message.role, "content": message.content}
 
 
+def _wire_tool(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.arguments}
+    return {"type": "function", "function": function}
+
+
 def _last_k(request: AgentRequest) -> list[Message]:
     """Apply the memory strategy: system messages stay, plus the last k others."""
     if request.memory_strategy is None:
@@ -131,8 +137,9 @@ def _last_k(request: AgentRequest) -> list[Message]:
     return [m for i, m in enumerate(request.messages) if m.role == "system" or i in keep]
 
 
-def _add(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else a + b
+def _total(counts: list[int | None]) -> int | None:
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 def _overall_finish(reasons: list[str | None]) -> str | None:
@@ -260,7 +267,13 @@ class OpenAIProvider(HTTPProvider):
     ) -> CompletionResponse:
         sampling = self._sampling(request, length_param="max_tokens")
         sampling.setdefault("max_tokens", self.options.completion_max_tokens)
-        payload = {"model": model, "prompt": list(request.prompts), **sampling}
+        # One prompt goes as a string: some servers (Ollama) accept no list.
+        prompts = request.prompts
+        payload = {
+            "model": model,
+            "prompt": prompts[0] if len(prompts) == 1 else prompts,
+            **sampling,
+        }
         raw = await self.request_json("POST", "/completions", json_body=payload)
         body = self._read(_CompletionBody, raw, "/completions")
         texts: dict[int, list[str]] = {}
@@ -304,19 +317,14 @@ class OpenAIProvider(HTTPProvider):
             for task in tasks:
                 task.cancel()
             raise
-        prompt_tokens: int | None = None
-        response_tokens: int | None = None
-        for answer in answers:
-            prompt_tokens = _add(prompt_tokens, answer.prompt_tokens)
-            response_tokens = _add(response_tokens, answer.response_tokens)
         return CompletionResponse(
             completions=[
                 (prompt, [a.message.content])
                 for prompt, a in zip(request.prompts, answers, strict=True)
             ],
             finish_reason=_overall_finish([a.finish_reason for a in answers]),
-            prompt_tokens=prompt_tokens,
-            response_tokens=response_tokens,
+            prompt_tokens=_total([a.prompt_tokens for a in answers]),
+            response_tokens=_total([a.response_tokens for a in answers]),
         )
 
     async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -346,17 +354,7 @@ class OpenAIProvider(HTTPProvider):
             messages.insert(0, {"role": "system", "content": request.instructions})
         extra: dict[str, Any] = {}
         if request.tools:
-            extra["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.arguments,
-                    },
-                }
-                for t in request.tools
-            ]
+            extra["tools"] = [_wire_tool(t) for t in request.tools]
         body = await self._chat_call(model, messages, request, **extra)
         choice = self._first_choice(body)
         usage = body.usage or _Usage()

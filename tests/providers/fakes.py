@@ -25,7 +25,9 @@ Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"
 Reply = httpx.Response | Exception | Handler
 
 
-def reply(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+def reply(
+    body: Any = None, status: int = 200, headers: dict[str, str] | None = None
+) -> httpx.Response:
     """A JSON response (``body`` of ``None`` means an empty JSON object)."""
     return httpx.Response(status, json={} if body is None else body, headers=headers)
 

@@ -56,7 +56,7 @@ def text(value: str) -> dict[str, Any]:
 
 
 def msg(role: str, content: str, name: str | None = None) -> Message:
-    return Message(role=role, content=content, name=name)  # type: ignore[arg-type]
+    return Message(role=role, content=content, name=name)
 
 
 async def test_chat_sends_the_messages_api_shape_and_headers() -> None:
@@ -145,7 +145,7 @@ async def test_overloaded_529_is_retried() -> None:
 
 async def test_unexpected_shape_is_a_readable_error() -> None:
     api = FakeAPI(reply({"type": "message", "role": "assistant"}))
-    with pytest.raises(ProviderUnavailableError, match="unexpected shape .*content"):
+    with pytest.raises(ProviderUnavailableError, match=r"unexpected shape .*content"):
         await provider(api).chat("m", ChatCompletionRequest(messages=[msg("user", "hi")]))
 
 

@@ -30,7 +30,9 @@ FAST = {"retry_base_delay_s": 0, "retry_max_delay_s": 0}
 REQUEST = ChatCompletionRequest(messages=[Message(role="user", content="hi")])
 
 
-def provider(api: FakeAPI | None = None, base_url: str = "http://fake/v1", **options: Any) -> OpenAIProvider:
+def provider(
+    api: FakeAPI | None = None, base_url: str = "http://fake/v1", **options: Any
+) -> OpenAIProvider:
     return OpenAIProvider(
         name="conn",
         base_url=base_url,
@@ -133,7 +135,7 @@ async def test_slow_answer_times_out_then_the_retry_succeeds(fake_server: FakeSe
 async def test_timeouts_exhausted_raise_timeout_error(fake_server: FakeServer) -> None:
     fake_server.then(Step(body=chat_body(), delay_s=1.0), Step(body=chat_body(), delay_s=1.0))
     conn = provider(base_url=fake_server.url, timeout_s=0.2, max_retries=1)
-    with pytest.raises(ProviderTimeoutError, match="no answer within 0.2s"):
+    with pytest.raises(ProviderTimeoutError, match=r"no answer within 0\.2s"):
         await conn.chat("m", REQUEST)
     assert len(fake_server.received) == 2
     await conn.aclose()

@@ -164,6 +164,13 @@ async def test_complete_sends_all_prompts_and_orders_answers_by_index() -> None:
     assert (answer.prompt_tokens, answer.response_tokens) == (8, 6)
 
 
+async def test_a_single_prompt_is_sent_as_a_string() -> None:
+    api = FakeAPI(reply(completion_body([(0, " world", "stop")])))
+    answer = await provider(api).complete("m", CompletionRequest(prompts=["hello"]))
+    assert api.json()["prompt"] == "hello"  # Ollama accepts no list here
+    assert answer.completions == [("hello", [" world"])]
+
+
 async def test_complete_rejects_answers_that_skip_a_prompt() -> None:
     api = FakeAPI(reply(completion_body([(0, "a", "stop"), (0, "b", "stop")])))
     with pytest.raises(Unavailable, match="do not match 2 prompt"):

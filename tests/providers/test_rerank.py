@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from studio.errors import ConfigError, ProviderRequestError, ProviderUnavailableError
+from studio.errors import (
+    ConfigError,
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderUnavailableError,
+)
 from studio.providers.rerank import RerankProvider
 from studio.schemas import RerankingRequest
 
@@ -79,9 +84,15 @@ async def test_tei_bare_list_with_texts_field_and_custom_path() -> None:
 @pytest.mark.parametrize(
     ("results", "problem"),
     [
-        ([{"index": 0, "score": 0.1}, {"index": 2, "score": 0.3}], r"no score for chunk index\(es\) 1"),
+        (
+            [{"index": 0, "score": 0.1}, {"index": 2, "score": 0.3}],
+            r"no score for chunk index\(es\) 1",
+        ),
         ([{"index": 0, "score": 1}, {"index": 1, "score": 1}, {"index": 7, "score": 1}], "index 7"),
-        ([{"index": 0, "score": 1}, {"index": 0, "score": 1}, {"index": 1, "score": 1}], "repeated"),
+        (
+            [{"index": 0, "score": 1}, {"index": 0, "score": 1}, {"index": 1, "score": 1}],
+            "repeated",
+        ),
         ([{"index": 0}], "has no score"),
         ([{"score": 0.5}], "index: required field is missing"),
     ],
@@ -121,7 +132,7 @@ async def test_bearer_key_is_sent_but_never_shown() -> None:
     api = FakeAPI(reply(body, status=401))
     conn = provider(api, api_key=KEY)
     assert KEY not in repr(conn)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ProviderAuthError) as caught:
         await conn.rerank("m", REQUEST)
     assert api.requests[0].headers["authorization"] == f"Bearer {KEY}"
     assert "Invalid API key" in str(caught.value)

@@ -1,0 +1,14 @@
+"""Prompt Studio: the browser face. `streamlit run app.py`."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="Prompt Studio", page_icon="✨", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/models.py", title="Models", icon="🧠"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,58 @@
+"""Page plumbing: database start-up once per process, sessions, readable errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlmodel import Session
+
+from studio.errors import StudioError
+from studio.store import get_engine, session_scope
+
+__all__ = ["db_ready", "page_header", "show_error", "studio_session"]
+
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner="Opening the studio database…")
+def _engine_once() -> str:
+    engine = get_engine()
+    return engine.url.get_backend_name()
+
+
+def db_ready() -> bool:
+    """Open (and migrate) the database; on failure show why and stop the page."""
+    try:
+        _engine_once()
+    except StudioError as exc:
+        st.error(f"The studio cannot open its database. {exc}")
+        st.stop()
+        return False
+    return True
+
+
+@contextmanager
+def studio_session() -> Iterator[Session]:
+    with session_scope() as session:
+        yield session
+
+
+def show_error(exc: BaseException) -> None:
+    """Show an error as a sentence, never as a traceback or a raw dict."""
+    if isinstance(exc, StudioError):
+        st.error(exc.message)
+        if exc.hint:
+            st.caption(exc.hint)
+    else:
+        log.exception("unexpected error in a page")
+        st.error(
+            f"Something went wrong ({type(exc).__name__}). The details are in the studio's log."
+        )
+
+
+def page_header(title: str, caption: str) -> None:
+    st.title(title)
+    st.caption(caption)
