@@ -23,9 +23,11 @@ def _connect(base: str) -> psycopg.Connection:
 
 
 def _start_server() -> None:
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if shutil.which(
-        "pg_ctlcluster"
-    ) else []
+    versions = (
+        sorted(p.name for p in Path("/etc/postgresql").glob("*"))
+        if shutil.which("pg_ctlcluster")
+        else []
+    )
     if versions:
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],

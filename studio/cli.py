@@ -219,10 +219,7 @@ def model_list(as_json: JsonOpt = False) -> None:
         _table(
             "Models",
             ["name", "type", "status", "context", "id"],
-            [
-                [r["name"], r["model_type"], r["status"], r["context_window"], r["id"]]
-                for r in rows
-            ],
+            [[r["name"], r["model_type"], r["status"], r["context_window"], r["id"]] for r in rows],
         )
 
 
@@ -514,9 +511,11 @@ def group_list(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    _table("Model groups", ["id", "name", "description"], [
-        [r["id"], r["name"], r["description"]] for r in rows
-    ])
+    _table(
+        "Model groups",
+        ["id", "name", "description"],
+        [[r["id"], r["name"], r["description"]] for r in rows],
+    )
 
 
 @group_app.command("create")

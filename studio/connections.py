@@ -209,7 +209,7 @@ def add_connection(*, session: Session, data: ConnectionCreate) -> ConnectionPub
     if session.exec(select(ProviderConnection).where(ProviderConnection.name == data.name)).first():
         raise ConflictError(
             f"A connection named '{data.name}' already exists.",
-            hint=f"Remove it first with `studio provider remove {data.name}`, or pick another name.",
+            hint=f"Remove it with `studio provider remove {data.name}` or pick another name.",
         )
     base_url = data.base_url or cls.default_base_url
     if not base_url and cls.kind not in ("builtin", "llama-cpp", "sentence-transformers"):

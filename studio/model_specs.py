@@ -58,6 +58,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
 }
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -138,22 +139,20 @@ def validate_creation_parameters(schema: dict[str, Any], values: dict[str, Any])
     for name, spec in fields.items():
         if spec.required and name not in values:
             desc = f" ({spec.description})" if spec.description else ""
-            problems.append(
-                FieldProblem(f"model_creation_parameters.{name}", f"required{desc}")
-            )
+            problems.append(FieldProblem(f"model_creation_parameters.{name}", f"required{desc}"))
     for name, value in values.items():
         path = f"model_creation_parameters.{name}"
-        spec = fields.get(name)
-        if spec is None:
+        declared = fields.get(name)
+        if declared is None:
             known = ", ".join(fields) or "none"
             problems.append(FieldProblem(path, f"unknown parameter; this template takes: {known}"))
             continue
-        ok = isinstance(value, _PY_TYPES[spec.type])
-        if spec.type in ("int", "float") and isinstance(value, bool):
+        ok = isinstance(value, _PY_TYPES[declared.type])
+        if declared.type in ("int", "float") and isinstance(value, bool):
             ok = False
         if not ok:
             problems.append(
-                FieldProblem(path, f"must be of type {spec.type} (got {type(value).__name__})")
+                FieldProblem(path, f"must be of type {declared.type} (got {type(value).__name__})")
             )
     if problems:
         raise RequestValidationError(problems, what="model_creation_parameters")

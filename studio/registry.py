@@ -390,9 +390,7 @@ def _tokens(response: BaseModel) -> tuple[int, int]:
     return int(data.get("prompt_tokens") or 0), int(data.get("response_tokens") or 0)
 
 
-async def aexecute(
-    *, session: Session, ref: str, payload: Any, source: str = "api"
-) -> BaseModel:
+async def aexecute(*, session: Session, ref: str, payload: Any, source: str = "api") -> BaseModel:
     """Validate ``payload`` for the model ``ref`` names, call it, record usage."""
     resolved = _lookup(session, ref, payload)
     model, dep = resolved.model, resolved.deployment

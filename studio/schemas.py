@@ -36,6 +36,7 @@ __all__ = [
     "ModelType",
     "RerankingRequest",
     "RerankingResponse",
+    "Sampling",
     "Tool",
     "ToolRequest",
     "model_schemas",
@@ -288,9 +289,7 @@ def parse_document(model: type[_M], payload: Any, what: str) -> _M:
 
 def _parse(model: type[BaseModel], payload: Any, what: str) -> BaseModel:
     if not isinstance(payload, dict):
-        raise RequestValidationError(
-            [FieldProblem("(body)", "must be a JSON object")], what=what
-        )
+        raise RequestValidationError([FieldProblem("(body)", "must be a JSON object")], what=what)
     try:
         return model.model_validate(payload)
     except PydanticValidationError as exc:

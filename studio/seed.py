@@ -57,7 +57,9 @@ SYSTEM_TEMPLATES: list[dict[str, Any]] = [
         "runtime": "openai-compatible",
         "runtime_config": {},
         "parameters": [
-            _param("base_url", "str", "Server URL ending in /v1, e.g. http://localhost:8000/v1", True),
+            _param(
+                "base_url", "str", "Server URL ending in /v1, e.g. http://localhost:8000/v1", True
+            ),
             _param("model", "str", "The server's model id", True),
             _param("api_key_env", "str", "Environment variable holding the key, if any"),
         ],
@@ -116,7 +118,10 @@ def seed_defaults(session: Session) -> None:
             )
             session.add(model)
             session.flush()
-        if session.exec(select(ModelDeployment).where(ModelDeployment.name == name)).first() is None:
+        if (
+            session.exec(select(ModelDeployment).where(ModelDeployment.name == name)).first()
+            is None
+        ):
             session.add(
                 ModelDeployment(model_id=model.id, name=name, status="READY", is_builtin=True)
             )

@@ -56,9 +56,7 @@ class Settings(BaseSettings):
     # Model layer defaults (per connection they can be overridden).
     request_timeout_s: float = Field(default=60.0, gt=0, validation_alias="STUDIO_REQUEST_TIMEOUT")
     max_retries: int = Field(default=5, ge=0, le=20, validation_alias="STUDIO_MAX_RETRIES")
-    retry_base_delay_s: float = Field(
-        default=0.5, ge=0, validation_alias="STUDIO_RETRY_BASE_DELAY"
-    )
+    retry_base_delay_s: float = Field(default=0.5, ge=0, validation_alias="STUDIO_RETRY_BASE_DELAY")
     retry_max_delay_s: float = Field(default=30.0, ge=0, validation_alias="STUDIO_RETRY_MAX_DELAY")
     default_concurrency: int = Field(
         default=8, ge=1, le=1024, validation_alias="STUDIO_DEFAULT_CONCURRENCY"

@@ -132,7 +132,7 @@ def usage_statistics(
 ) -> UsageStatistics:
     """Requests, tokens, errors, cost and latency by day (for one deployment or model)."""
     is_error = case((col(ModelCall.error).is_not(None), 1), else_=0)
-    stmt: Any = select(
+    stmt: Any = select(  # type: ignore[call-overload]
         ModelCall.day,
         func.count(),
         func.sum(is_error),

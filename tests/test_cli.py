@@ -72,9 +72,7 @@ def test_template_create_outside_admin_mode_exits_with_one_line(cli: Any, tmp_pa
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_template_then_model_with_missing_parameter(
-    cli: Any, tmp_path: Path, admin: None
-) -> None:
+def test_template_then_model_with_missing_parameter(cli: Any, tmp_path: Path, admin: None) -> None:
     tpl = {
         "name": "custom_reranking_model_template",
         "model_type": "RERANKING",
@@ -90,7 +88,9 @@ def test_template_then_model_with_missing_parameter(
     tpl_id = created.json()["id"]
     listed = cli("model-template", "list")
     assert "custom_reranking_model_template" in listed.out and "MODEL_PATH*" in listed.out
-    model_file = _write(tmp_path, "m.json", {"name": "my_reranker", "model_creation_parameters": {}})
+    model_file = _write(
+        tmp_path, "m.json", {"name": "my_reranker", "model_creation_parameters": {}}
+    )
     result = cli("model", "create", "--model-template-id", tpl_id, model_file)
     assert result.code == 1
     assert "model_creation_parameters.MODEL_PATH: required" in result.err
@@ -157,9 +157,7 @@ def test_provider_add_refuses_bad_input(cli: Any) -> None:
     assert no_key.code == 1 and "needs an API key" in no_key.err
 
 
-def test_execute_external_model_and_see_usage(
-    cli: Any, tmp_path: Path, mock_provider: Any
-) -> None:
+def test_execute_external_model_and_see_usage(cli: Any, tmp_path: Path, mock_provider: Any) -> None:
     model_file = _write(
         tmp_path,
         "m.json",

@@ -9,7 +9,14 @@ from __future__ import annotations
 from studio.errors import ConfigError
 from studio.providers.base import ModelInfo, Provider, estimate_tokens
 
-__all__ = ["ModelInfo", "Provider", "estimate_tokens", "provider_class", "provider_kinds", "register"]
+__all__ = [
+    "ModelInfo",
+    "Provider",
+    "estimate_tokens",
+    "provider_class",
+    "provider_kinds",
+    "register",
+]
 
 _KINDS: dict[str, type[Provider]] = {}
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from studio.errors import (
+    ConfigError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitError,
@@ -136,9 +137,7 @@ class HTTPProvider(Provider):
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER_S) + random.uniform(0, 0.1)
-        cap = min(
-            self.options.retry_max_delay_s, self.options.retry_base_delay_s * (2**attempt)
-        )
+        cap = min(self.options.retry_max_delay_s, self.options.retry_base_delay_s * (2**attempt))
         return random.uniform(0, cap)  # full jitter
 
     async def request_json(
@@ -151,23 +150,25 @@ class HTTPProvider(Provider):
     ) -> Any:
         """Send one request (retrying transient faults) and return the JSON body."""
         attempts = self.options.max_retries + 1
-        async with self._semaphore():
-            for attempt in range(attempts):
-                try:
+        for attempt in range(attempts):
+            try:
+                # The slot is held for the call only, not while backing off, so a
+                # long Retry-After does not starve the connection's other calls.
+                async with self._semaphore():
                     return await self._once(method, path, json_body, headers)
-                except _Transient as transient:
-                    if attempt + 1 >= attempts:
-                        raise transient.error from None
-                    delay = self._backoff(attempt, transient.retry_after)
-                    log.info(
-                        "%s: transient failure (%s); retry %d/%d in %.2fs",
-                        self.name,
-                        type(transient.error).__name__,
-                        attempt + 1,
-                        attempts - 1,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
+            except _Transient as transient:
+                if attempt + 1 >= attempts:
+                    raise transient.error from None
+                delay = self._backoff(attempt, transient.retry_after)
+                log.info(
+                    "%s: transient failure (%s); retry %d/%d in %.2fs",
+                    self.name,
+                    type(transient.error).__name__,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(
@@ -183,6 +184,11 @@ class HTTPProvider(Provider):
                 ProviderTimeoutError(
                     f"no answer within {self.options.timeout_s:g}s", provider=self.name
                 )
+            ) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigError(
+                f"Connection '{self.name}' has an unusable base URL {self.base_url!r} ({exc}).",
+                hint="Use a URL such as http://localhost:8000/v1.",
             ) from exc
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise _Transient(
