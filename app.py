@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Prompt Studio", page_icon="✨", layout="wide")
+st.set_page_config(page_title="Prompt Studio", page_icon=":material/auto_awesome:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/models.py", title="Models", icon="🧠"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/models.py", title="Models", icon=":material/neurology:"),
 ]
 
 st.navigation(PAGES).run()
