@@ -12,6 +12,7 @@ the worker finishes its generation before the model's lock is free again.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib
 import json
 import os
@@ -19,7 +20,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -190,23 +192,48 @@ def _check_gguf(path_text: str, connection: str) -> Path:
     return path
 
 
+GGML_LOG_LEVEL_ERROR = 4
+
+
+@contextmanager
+def _llama_errors(llama_cpp: Any) -> Iterator[list[str]]:
+    """Collect llama.cpp's error log lines: its loader gives the reason for a failure only there."""
+    errors: list[str] = []
+
+    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    def collect(level: int, text: bytes, user_data: Any) -> None:
+        if level == GGML_LOG_LEVEL_ERROR:
+            errors.append(text.decode("utf-8", "replace").strip())
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield errors
+    finally:  # give the log back to llama-cpp-python's own handler
+        from llama_cpp._logger import llama_log_callback
+
+        llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
+
+
 def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dict[str, Any]]:
     llama_cpp = require("llama_cpp", "llama-cpp-python")
-    try:
-        llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=options.n_ctx,
-            n_threads=options.n_threads,
-            chat_format=options.chat_format,
-            verbose=False,
-        )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ConfigError(
-            f"llama.cpp could not load the model file '{path.name}' "
-            f"({path.stat().st_size:,} bytes): {exc}. The file is corrupt or truncated, "
-            "or its architecture is not supported by this llama.cpp build.",
-            hint="Download the file again or pick another GGUF model.",
-        ) from exc
+    with _llama_errors(llama_cpp) as errors:
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=options.n_ctx,
+                n_threads=options.n_threads,
+                chat_format=options.chat_format,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            said = [e.split("error loading model: ")[-1] for e in errors if "loading" in e]
+            reason = said[0] if said else (errors[0] if errors else str(exc))
+            raise ConfigError(
+                f"llama.cpp could not load the model file '{path.name}' "
+                f"({path.stat().st_size:,} bytes): {reason}",
+                hint="The file is corrupt, truncated or of an architecture this llama.cpp "
+                "build does not support; download it again or pick another GGUF model.",
+            ) from exc
     formatter = None
     template = llm.metadata.get("tokenizer.chat_template")
     if options.chat_format is None and template:
@@ -218,8 +245,8 @@ def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dic
         eos, bos = llm.token_eos(), llm.token_bos()
         formatter = Jinja2ChatFormatter(
             template=template,
-            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            eos_token=llm.detokenize([eos], special=True).decode() if eos != -1 else "",
+            bos_token=llm.detokenize([bos], special=True).decode() if bos != -1 else "",
             stop_token_ids=[eos],
         )
     return llm, {"formatter": formatter}
