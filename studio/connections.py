@@ -94,6 +94,8 @@ def build_provider(
         if provider is None:
             cls = provider_class(kind)
             defaults = _default_options()
+            if cls.offline:  # local runtimes keep their own (longer) timeout
+                defaults.pop("timeout_s")
             merged = {k: v for k, v in defaults.items() if k in cls.Options.model_fields}
             merged.update(options or {})
             provider = cls(name=name, base_url=base_url, api_key=api_key, options=merged)

@@ -12,6 +12,7 @@ the worker finishes its generation before the model's lock is free again.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import importlib
 import json
@@ -118,6 +119,14 @@ def clear_loaded_models() -> None:
         _KEY_LOCKS.clear()
 
 
+@atexit.register
+def _close_llama_models() -> None:
+    """Free llama.cpp models while the modules their finalizers need still exist."""
+    for entry in loaded_models():
+        if entry.key[0] == "llama-cpp":
+            entry.model.close()
+
+
 def require(module: str, package: str) -> Any:
     """Import ``module`` or say which package to install."""
     try:
@@ -182,7 +191,9 @@ def _check_gguf(path_text: str, connection: str) -> Path:
         )
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
-        raise ConfigError(f"Model file '{path}' does not exist (connection '{connection}').")
+        raise ConfigError(
+            f"Model file '{path}' does not exist or is not a file (connection '{connection}')."
+        )
     with path.open("rb") as fh:
         if fh.read(4) != b"GGUF":
             raise ConfigError(
@@ -200,7 +211,7 @@ def _llama_errors(llama_cpp: Any) -> Iterator[list[str]]:
     """Collect llama.cpp's error log lines: its loader gives the reason for a failure only there."""
     errors: list[str] = []
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback
     def collect(level: int, text: bytes, user_data: Any) -> None:
         if level == GGML_LOG_LEVEL_ERROR:
             errors.append(text.decode("utf-8", "replace").strip())
@@ -226,11 +237,13 @@ def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dic
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            said = [e.split("error loading model: ")[-1] for e in errors if "loading" in e]
-            reason = said[0] if said else (errors[0] if errors else str(exc))
+            said = [
+                e.split("error loading model: ")[-1] for e in errors if "to load model" not in e
+            ]
+            reason = "; ".join(said) or str(exc)
             raise ConfigError(
                 f"llama.cpp could not load the model file '{path.name}' "
-                f"({path.stat().st_size:,} bytes): {reason}",
+                f"({path.stat().st_size:,} bytes): {reason}.",
                 hint="The file is corrupt, truncated or of an architecture this llama.cpp "
                 "build does not support; download it again or pick another GGUF model.",
             ) from exc
@@ -386,11 +399,12 @@ class LlamaCppProvider(_LocalProvider):
 
 # -- agent: prompt, grammar, reply ----------------------------------------------------
 
-AGENT_FORMAT = (
+TOOL_FORMAT = (
     'Reply with one JSON object and nothing else: {"action": "tool_request", "tool": '
     '<tool name>, "arguments": {...}} to call a tool, or {"action": "content", '
     '"content": <your answer>} to answer the user directly.'
 )
+CONTENT_FORMAT = 'Reply with one JSON object: {"action": "content", "content": <your answer>}.'
 
 
 def agent_messages(request: AgentRequest) -> list[Message]:
@@ -410,7 +424,7 @@ def agent_messages(request: AgentRequest) -> list[Message]:
             f"- {t.name}: {t.description} Arguments (JSON Schema): {json.dumps(t.arguments)}"
             for t in request.tools
         ]
-    parts.append(AGENT_FORMAT)
+    parts.append(TOOL_FORMAT if request.tools else CONTENT_FORMAT)
     return [Message(role="system", content="\n".join(parts)), *turns]
 
 
@@ -463,6 +477,8 @@ def parse_agent_reply(
     """Map the model's JSON reply to an agent action."""
     try:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise json.JSONDecodeError("not a JSON object", text, 0)
     except json.JSONDecodeError as exc:
         if cut := _CUT_CONTENT.match(text):  # max_tokens ran out inside the answer
             return AgentAction.CONTENT, ActionContext(content=_partial_json_string(cut[1]))
@@ -508,7 +524,7 @@ def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, 
 
 def _token_count(model: Any, texts: list[str]) -> int:
     """Tokens the model reads (after truncation), special tokens included."""
-    preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in v5
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # newer name of tokenize
     return int(preprocess(texts)["attention_mask"].sum())
 
 
