@@ -8,6 +8,8 @@ st.set_page_config(page_title="Prompt Studio", page_icon=":material/auto_awesome
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/apps.py", title="Apps", icon=":material/apps:"),
+    st.Page("pages/datasets.py", title="Datasets", icon=":material/table:"),
     st.Page("pages/models.py", title="Models", icon=":material/neurology:"),
 ]
 

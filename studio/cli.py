@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlmodel import Session, SQLModel
 
 from studio import registry
+from studio.cli_apps import register_app_commands
 from studio.connections import (
     ConnectionCreate,
     add_connection,
@@ -53,6 +54,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(provider_app, name="provider")
 app.add_typer(price_app, name="price")
 app.add_typer(group_app, name="model-group")
+register_app_commands(app)
 
 # Pipes and CI logs get wide tables instead of 80-column wrapping.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -530,7 +532,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns every error into one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except StudioError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -228,3 +228,15 @@ def test_builtin_models_answer_offline_through_the_cli(cli: Any, tmp_path: Path)
     assert chat.json()["message"]["role"] == "assistant"
     usage = cli("model", "usage", "builtin/smollm2-135m-completion", "--json").json()
     assert usage["requests"] == 1 and usage["response_tokens"] > 0
+
+
+def test_model_whose_deployment_fails_exits_non_zero(cli: Any, tmp_path: Path) -> None:
+    spec = {
+        "name": "my-llama",
+        "model_template_id": "llama-cpp-chat",
+        "model_creation_parameters": {"model_path": str(tmp_path / "missing.gguf")},
+    }
+    result = cli("model", "create", _write(tmp_path, "m.json", spec))
+    assert result.code == 1
+    assert "FAILED" in result.out and "missing.gguf" in result.out
+    assert cli("model", "deploy", "my-llama").code == 1

@@ -1,0 +1,526 @@
+"""The ``studio`` commands for apps, datasets, variants and runs.
+
+``studio run --app A --variant V --dataset D`` runs a variant over a dataset
+with a progress bar; Ctrl-C stops it, keeping every finished row, and
+``studio run resume RUN_ID`` answers only the rows still missing. Like the rest
+of the CLI, human output is tables, ``--json`` is for scripts, and errors are
+one line (:func:`studio.cli.main` prints every :class:`StudioError`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlmodel import Session, SQLModel
+
+from studio.errors import ConfigError, NotFoundError, StudioError
+from studio.export import to_csv, to_jsonl
+from studio.services.apps import create_app, get_app, list_apps
+from studio.services.datasets import get_version, list_datasets, load_rows, upload_dataset
+from studio.services.runs import RunConfig, RunProgress, create_run, list_results, run_sync
+from studio.services.variants import (
+    create_variant,
+    get_variant,
+    history,
+    latest_version,
+    list_variants,
+    parse_config,
+    version_config,
+)
+from studio.store import session_scope
+from studio.store.tables import Dataset, Run
+
+__all__ = ["RESULT_COLUMNS", "register_app_commands"]
+
+RESULT_COLUMNS = ["output", "error", "latency_ms", "prompt_tokens", "response_tokens", "cost"]
+
+app_app = typer.Typer(help="Apps: one per use case.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Datasets of an app (CSV or JSON Lines).", no_args_is_help=True)
+variant_app = typer.Typer(help="Variants: versioned prompt configurations.", no_args_is_help=True)
+run_app = typer.Typer(
+    help="Run a variant over a dataset (`studio run --app ... `), or resume a run.",
+    invoke_without_command=True,
+)
+
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
+
+
+def register_app_commands(app: typer.Typer) -> None:
+    """Add the app, dataset, variant and run commands to the ``studio`` CLI."""
+    app.add_typer(app_app, name="app")
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(variant_app, name="variant")
+    app.add_typer(run_app, name="run")
+
+
+def _print_json(obj: Any) -> None:
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    elif isinstance(obj, list):
+        obj = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in obj]
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+def _app_id(session: Session, ref: str) -> int:
+    found = get_app(session=session, ref=ref)
+    assert found.id is not None
+    return found.id
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"File not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}") from exc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text.") from exc
+
+
+# -- apps -------------------------------------------------------------------------------
+
+
+@app_app.command("create")
+def app_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="What the app is for.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an app."""
+    with session_scope() as session:
+        row = create_app(session=session, name=name, description=description)
+        data = row.model_dump(mode="json")
+    _print_json(data) if as_json else typer.echo(f"Created app '{data['name']}' ({data['id']}).")
+
+
+@app_app.command("list")
+def app_list(
+    archived: Annotated[bool, typer.Option(help="Include archived apps.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List apps, the most recently active first."""
+    with session_scope() as session:
+        rows = list_apps(session=session, include_archived=archived)
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        "Apps",
+        ["id", "name", "variants", "datasets", "runs", "last activity", "description"],
+        [
+            [
+                r.id,
+                r.name,
+                r.variants,
+                r.datasets,
+                r.runs,
+                f"{r.last_activity:%Y-%m-%d %H:%M}",
+                r.description,
+            ]
+            for r in rows
+        ],
+    )
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+
+@dataset_app.command("upload")
+def dataset_upload(
+    file: Path,
+    app_ref: AppOpt,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: file name).")] = None,
+    expected_column: Annotated[
+        str | None, typer.Option(help="The column holding expected outputs.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a CSV or JSON Lines file as a new dataset (or a new version of NAME)."""
+    data = _read_bytes(file)
+    with session_scope() as session:
+        version = upload_dataset(
+            session=session,
+            app_id=_app_id(session, app_ref),
+            name=name or file.stem,
+            data=data,
+            filename=file.name,
+            expected_column=expected_column,
+        )
+        info: dict[str, Any] = {
+            "dataset_id": version.dataset_id,
+            "version_id": version.id,
+            "version": version.version,
+            "rows": version.row_count,
+            "columns": list(version.columns),
+        }
+    if as_json:
+        _print_json(info)
+        return
+    typer.echo(
+        f"Uploaded dataset {info['dataset_id']} version {info['version']} "
+        f"(version id {info['version_id']}): {info['rows']} rows, "
+        f"columns: {', '.join(info['columns'])}."
+    )
+
+
+@dataset_app.command("list")
+def dataset_list(app_ref: AppOpt, as_json: JsonOpt = False) -> None:
+    """List an app's datasets with their latest versions."""
+    with session_scope() as session:
+        rows = list_datasets(session=session, app_id=_app_id(session, app_ref))
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        "Datasets",
+        ["id", "name", "version", "version id", "rows", "columns", "expected"],
+        [
+            [
+                r.id,
+                r.name,
+                r.latest_version,
+                r.latest_version_id,
+                r.row_count,
+                ", ".join(r.columns),
+                r.expected_column,
+            ]
+            for r in rows
+        ],
+    )
+
+
+# -- variants ---------------------------------------------------------------------------
+
+
+def _version_info(row: SQLModel) -> dict[str, Any]:
+    return row.model_dump(mode="json")
+
+
+@variant_app.command("create")
+def variant_create(
+    app_ref: AppOpt,
+    name: Annotated[str, typer.Option(help="Variant name.")],
+    model: Annotated[str, typer.Option(help="Model name, e.g. builtin/smollm2-135m-instruct.")],
+    prompt: Annotated[str | None, typer.Option(help="Prompt template text.")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from a file.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt (makes a chat).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Upper bound on tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Temperature in [0, 1].")] = None,
+    note: Annotated[str, typer.Option(help="A note on this version.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a variant: a model and a prompt template over the dataset's columns."""
+    if (prompt is None) == (prompt_file is None):
+        raise ConfigError("Give the prompt with exactly one of --prompt or --prompt-file.")
+    text = prompt if prompt_file is None else _read_text(prompt_file)
+    if system is not None:
+        prompt_doc: dict[str, Any] = {
+            "kind": "chat",
+            "system": system,
+            "messages": [{"role": "user", "content": text}],
+        }
+    else:
+        prompt_doc = {"kind": "completion", "template": text}
+    params = {"max_tokens": max_tokens, "temperature": temperature}
+    config = parse_config(
+        {
+            "model": model,
+            "prompt": prompt_doc,
+            "parameters": {k: v for k, v in params.items() if v is not None},
+        }
+    )
+    with session_scope() as session:
+        version = create_variant(
+            session=session, app_id=_app_id(session, app_ref), name=name, config=config, note=note
+        )
+        info = _version_info(version)
+    if as_json:
+        _print_json(info)
+        return
+    typer.echo(f"Created variant '{name}' version 1 (version id {info['id']}).")
+
+
+@variant_app.command("list")
+def variant_list(
+    app_ref: AppOpt,
+    archived: Annotated[bool, typer.Option(help="Include archived variants.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List an app's variants with their latest versions."""
+    with session_scope() as session:
+        app_id = _app_id(session, app_ref)
+        rows = list_variants(session=session, app_id=app_id, include_archived=archived)
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        "Variants",
+        ["id", "name", "latest version", "version id", "model", "archived"],
+        [[r.id, r.name, r.latest_version, r.latest_version_id, r.model, r.archived] for r in rows],
+    )
+
+
+@variant_app.command("history")
+def variant_history(name: str, app_ref: AppOpt, as_json: JsonOpt = False) -> None:
+    """Show every version of a variant, newest first."""
+    with session_scope() as session:
+        variant = get_variant(session=session, app_id=_app_id(session, app_ref), ref=name)
+        assert variant.id is not None
+        rows = [_version_info(v) for v in history(session=session, variant_id=variant.id)]
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        f"History of '{name}'",
+        ["version", "id", "model", "kind", "parameters", "note", "saved"],
+        [
+            [
+                r["version"],
+                r["id"],
+                r["model"],
+                r["prompt_kind"],
+                json.dumps(r["parameters"]),
+                r["note"],
+                r["created_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+def _dataset_version_id(session: Session, app_id: int, ref: str) -> int:
+    """A dataset version id, or a CSV/JSONL path uploaded as a new dataset."""
+    path = Path(ref)
+    if ref.strip().isdigit() and not path.is_file():
+        version = get_version(session=session, version_id=int(ref))
+        dataset = session.get(Dataset, version.dataset_id)
+        if dataset is None or dataset.app_id != app_id:
+            raise NotFoundError(
+                f"Dataset version {ref} does not belong to this app.",
+                hint="See `studio dataset list --app APP`.",
+            )
+        return int(ref)
+    if not path.is_file():
+        raise ConfigError(
+            f"No dataset version or file '{ref}'.",
+            hint="Give a dataset version id from `studio dataset list`, or a CSV file.",
+        )
+    uploaded = upload_dataset(
+        session=session,
+        app_id=app_id,
+        name=path.stem,
+        data=_read_bytes(path),
+        filename=path.name,
+    )
+    assert uploaded.id is not None
+    return uploaded.id
+
+
+def _execute(run_id: int) -> tuple[RunProgress | None, bool]:
+    """Run in a worker thread with a progress bar; Ctrl-C cancels. (progress, interrupted)"""
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+    columns = (
+        TextColumn(f"run {run_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("errors: {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("rows", total=None, errors=0)
+
+        def show(p: RunProgress) -> None:
+            bar.update(task, total=p.total, completed=p.done, errors=p.errors)
+
+        def work() -> None:
+            try:
+                outcome["progress"] = run_sync(run_id=run_id, on_progress=show, cancel=cancel)
+            except BaseException as exc:  # reported in the main thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"studio-run-{run_id}", daemon=True)
+        worker.start()
+        interrupted = False
+        while worker.is_alive():
+            try:
+                worker.join(0.1)
+            except KeyboardInterrupt:
+                interrupted = True
+                cancel.set()
+                err.print("Stopping: waiting for the calls in flight to finish...")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("progress"), interrupted
+
+
+def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
+    assert run.id is not None
+    results = list_results(session=session, run_id=run.id)
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "rows": len(results),
+        "total_rows": run.total_rows * run.samples,
+        "errors": sum(1 for r in results if r.error),
+        "prompt_tokens": sum(r.prompt_tokens or 0 for r in results),
+        "response_tokens": sum(r.response_tokens or 0 for r in results),
+        "cost": round(sum(r.cost or 0.0 for r in results), 6),
+        "wall_time_s": round(wall_s, 2),
+    }
+
+
+def _write_results(session: Session, run: Run, path: Path) -> int:
+    """Write the run's results next to the dataset's cells; returns the row count."""
+    assert run.id is not None
+    version = get_version(session=session, version_id=run.dataset_version_id)
+    rows = load_rows(session=session, version_id=run.dataset_version_id)
+    records: list[dict[str, Any]] = []
+    for result in list_results(session=session, run_id=run.id):
+        record: dict[str, Any] = dict(rows[result.row_index])
+        for column in RESULT_COLUMNS:
+            record[column] = getattr(result, column)
+        records.append(record)
+    columns = [c for c in version.columns if c not in RESULT_COLUMNS] + RESULT_COLUMNS
+    as_jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    data = to_jsonl(records, columns) if as_jsonl else to_csv(records, columns)
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {path}: {exc}") from exc
+    return len(records)
+
+
+def _finish(run_id: int, started: float, out_path: Path | None, as_json: bool) -> None:
+    _progress, interrupted = _execute(run_id)
+    wall = time.perf_counter() - started
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        summary = _summary(session, run, wall)
+        written = _write_results(session, run, out_path) if out_path is not None else None
+    if written is not None:
+        summary["out"] = str(out_path)
+    if as_json:
+        _print_json(summary)
+    else:
+        _table("Run", ["field", "value"], [[k, v] for k, v in summary.items()])
+        if written is not None:
+            typer.echo(f"Wrote {written} rows to {out_path}.")
+    if interrupted or summary["rows"] < summary["total_rows"]:
+        stopped = (
+            f"Run {run_id} stopped with {summary['rows']} of {summary['total_rows']} rows saved."
+        )
+        resume = f"Resume it with: studio run resume {run_id}"
+        if not interrupted:
+            raise StudioError(stopped, hint=resume)
+        typer.echo(f"{stopped} {resume}", err=True)
+        raise typer.Abort()  # main() reports the interruption and exits 130
+
+
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write results to a .csv or .jsonl file.")
+]
+
+
+@run_app.callback()
+def run_start(
+    ctx: typer.Context,
+    app_ref: Annotated[str | None, typer.Option("--app", help="App name or id.")] = None,
+    variant: Annotated[str | None, typer.Option(help="Variant name or id.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset version id, or a CSV file to upload.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Calls at a time.")] = None,
+    out_path: OutOpt = None,
+    fresh: Annotated[bool, typer.Option(help="Ignore cached answers.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a variant's latest version over every row of a dataset."""
+    if ctx.invoked_subcommand is not None:
+        return
+    given = {"--app": app_ref, "--variant": variant, "--dataset": dataset}
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        raise ConfigError(
+            f"Missing {', '.join(missing)}.",
+            hint="Usage: studio run --app APP --variant NAME --dataset ID|FILE",
+        )
+    assert app_ref is not None and variant is not None and dataset is not None
+    started = time.perf_counter()
+    with session_scope() as session:
+        app_id = _app_id(session, app_ref)
+        found = get_variant(session=session, app_id=app_id, ref=variant)
+        assert found.id is not None
+        version = latest_version(session=session, variant_id=found.id)
+        config = version_config(version)
+        dataset_version_id = _dataset_version_id(session, app_id, dataset)
+        try:
+            run_config = RunConfig(
+                model=config.model,
+                prompt=config.prompt,
+                parameters=config.parameter_dict(),
+                concurrency=concurrency,
+                use_cache=not fresh,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"Invalid run options: {exc}") from exc
+        run = create_run(
+            session=session,
+            app_id=app_id,
+            dataset_version_id=dataset_version_id,
+            config=run_config,
+            variant_version_id=version.id,
+        )
+        assert run.id is not None
+        run_id = run.id
+    _finish(run_id, started, out_path, as_json)
+
+
+@run_app.command("resume")
+def run_resume(run_id: int, out_path: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """Answer only the rows a run is still missing (after Ctrl-C or a crash)."""
+    with session_scope() as session:
+        if session.get(Run, run_id) is None:
+            raise NotFoundError(f"No run {run_id}.", hint="Check the run id.")
+    _finish(run_id, time.perf_counter(), out_path, as_json)

@@ -1,0 +1,399 @@
+"""Variants: named prompt configurations of an app, saved as immutable versions.
+
+A variant (``"friendly tone"``) has numbered versions. A version never changes
+once saved: runs and endpoints pin the version they used. Saving a
+configuration identical to the latest version returns that version instead of
+making a new one. Variants are archived rather than deleted, and can be forked:
+the fork's version 1 copies the chosen version and remembers where it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from studio.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.schemas import Sampling, problems_from_pydantic
+from studio.services.apps import get_app
+from studio.store.tables import Variant, VariantVersion
+from studio.templates import MessageTemplate, PromptTemplate
+
+__all__ = [
+    "VariantConfig",
+    "VariantParameters",
+    "VariantSummary",
+    "archive_variant",
+    "create_variant",
+    "diff_versions",
+    "fork_variant",
+    "get_variant",
+    "get_version",
+    "history",
+    "latest_version",
+    "list_variants",
+    "parse_config",
+    "rename_variant",
+    "render_config",
+    "save_version",
+    "version_config",
+]
+
+MAX_NAME_LENGTH = 200
+
+
+class VariantParameters(Sampling):
+    """Sampling parameters of a variant; unset ones are left to the model's defaults."""
+
+    temperature: float | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Sampling temperature in [0, 1]; 0 is greedy (deterministic).",
+    )
+
+
+class VariantConfig(BaseModel):
+    """What a variant version holds: the model, the prompt and sampling parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="Model name, e.g. builtin/smollm2-135m-instruct")
+    prompt: PromptTemplate
+    parameters: VariantParameters = Field(default_factory=VariantParameters)
+
+    def parameter_dict(self) -> dict[str, Any]:
+        """The parameters that are set, as sent to the model."""
+        return self.parameters.model_dump(exclude_none=True)
+
+
+class VariantSummary(BaseModel):
+    id: int
+    name: str
+    archived: bool
+    latest_version: int
+    latest_version_id: int
+    model: str
+    forked_from_version_id: int | None
+    created_at: datetime
+
+
+def parse_config(data: Any) -> VariantConfig:
+    """Validate a configuration document; errors name each field and rule."""
+    if isinstance(data, VariantConfig):
+        return data
+    if not isinstance(data, dict):
+        raise RequestValidationError(
+            [FieldProblem("(body)", "must be an object")], what="variant configuration"
+        )
+    try:
+        return VariantConfig.model_validate(data)
+    except PydanticValidationError as exc:
+        problems = problems_from_pydantic(exc, VariantConfig)
+        raise RequestValidationError(problems, what="variant configuration") from exc
+
+
+# -- versions -------------------------------------------------------------------------
+
+
+def version_config(version: VariantVersion) -> VariantConfig:
+    """Rebuild the configuration a version holds (e.g. to make a RunConfig)."""
+    if version.prompt_kind == "chat":
+        prompt = PromptTemplate(
+            kind="chat",
+            system=version.system_prompt,
+            messages=[MessageTemplate.model_validate(m) for m in version.messages],
+        )
+    else:
+        prompt = PromptTemplate(kind="completion", template=version.template)
+    return VariantConfig(
+        model=version.model,
+        prompt=prompt,
+        parameters=VariantParameters.model_validate(version.parameters),
+    )
+
+
+def _new_version(variant_id: int, number: int, config: VariantConfig, note: str) -> VariantVersion:
+    prompt = config.prompt
+    return VariantVersion(
+        variant_id=variant_id,
+        version=number,
+        note=note or "",
+        model=config.model,
+        prompt_kind=prompt.kind,
+        template=prompt.template,
+        system_prompt=prompt.system,
+        messages=[m.model_dump() for m in prompt.messages],
+        parameters=config.parameter_dict(),
+    )
+
+
+def latest_version(*, session: Session, variant_id: int) -> VariantVersion:
+    version = session.exec(
+        select(VariantVersion)
+        .where(VariantVersion.variant_id == variant_id)
+        .order_by(col(VariantVersion.version).desc())
+    ).first()
+    if version is None:
+        raise NotFoundError(f"Variant {variant_id} has no versions.")
+    return version
+
+
+def get_version(*, session: Session, version_id: int) -> VariantVersion:
+    version = session.get(VariantVersion, version_id)
+    if version is None:
+        raise NotFoundError(
+            f"No variant version {version_id}.", hint="Pick one from the variant's history."
+        )
+    return version
+
+
+def history(*, session: Session, variant_id: int) -> list[VariantVersion]:
+    """Every version of a variant, newest first."""
+    _variant(session, variant_id)
+    return list(
+        session.exec(
+            select(VariantVersion)
+            .where(VariantVersion.variant_id == variant_id)
+            .order_by(col(VariantVersion.version).desc())
+        ).all()
+    )
+
+
+def save_version(
+    *, session: Session, variant_id: int, config: VariantConfig, note: str = ""
+) -> VariantVersion:
+    """Save ``config`` as the next version; an unchanged config returns the latest one."""
+    config = parse_config(config)
+    _variant(session, variant_id)
+    latest = latest_version(session=session, variant_id=variant_id)
+    if version_config(latest) == config:
+        return latest
+    version = _new_version(variant_id, latest.version + 1, config, note)
+    session.add(version)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"Version {version.version} of this variant was saved by someone else meanwhile.",
+            hint="Reload the variant and save again.",
+        ) from exc
+    return version
+
+
+# -- variants -------------------------------------------------------------------------
+
+
+def _variant(session: Session, variant_id: int) -> Variant:
+    variant = session.get(Variant, variant_id)
+    if variant is None:
+        raise NotFoundError(f"No variant {variant_id}.", hint="Pick one from the app's variants.")
+    return variant
+
+
+def _clean_name(name: str) -> str:
+    cleaned = (name or "").strip()
+    if not cleaned or len(cleaned) > MAX_NAME_LENGTH:
+        rule = "must not be empty" if not cleaned else f"at most {MAX_NAME_LENGTH} characters"
+        raise RequestValidationError([FieldProblem("name", rule)], what="variant")
+    return cleaned
+
+
+def _check_free(session: Session, app_id: int, name: str) -> None:
+    taken = session.exec(
+        select(Variant.id).where(Variant.app_id == app_id, Variant.name == name)
+    ).first()
+    if taken is not None:
+        raise ConflictError(
+            f"This app already has a variant named '{name}'.",
+            hint="Pick another name, or save a new version of the existing variant.",
+        )
+
+
+def _flush(session: Session, name: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(f"This app already has a variant named '{name}'.") from exc
+
+
+def create_variant(
+    *, session: Session, app_id: int, name: str, config: VariantConfig, note: str = ""
+) -> VariantVersion:
+    """Create a variant and its version 1."""
+    return _create(session, app_id, name, parse_config(config), note, forked_from=None)
+
+
+def _create(
+    session: Session,
+    app_id: int,
+    name: str,
+    config: VariantConfig,
+    note: str,
+    *,
+    forked_from: int | None,
+) -> VariantVersion:
+    app = get_app(session=session, ref=app_id)
+    assert app.id is not None
+    cleaned = _clean_name(name)
+    _check_free(session, app.id, cleaned)
+    variant = Variant(app_id=app.id, name=cleaned, forked_from_version_id=forked_from)
+    session.add(variant)
+    _flush(session, cleaned)
+    assert variant.id is not None
+    version = _new_version(variant.id, 1, config, note)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_variant(*, session: Session, app_id: int, ref: int | str) -> Variant:
+    """Find a variant of an app by name or id (a name wins over an id that looks the same)."""
+    variant: Variant | None = None
+    if isinstance(ref, int):
+        variant = session.get(Variant, ref)
+    else:
+        text = ref.strip()
+        query = select(Variant).where(Variant.app_id == app_id, Variant.name == text)
+        variant = session.exec(query).first()
+        if variant is None and text.isdigit():
+            variant = session.get(Variant, int(text))
+    if variant is None or variant.app_id != app_id:
+        raise NotFoundError(
+            f"No variant '{ref}' in this app.", hint="See `studio variant list --app APP`."
+        )
+    return variant
+
+
+def list_variants(
+    *, session: Session, app_id: int, include_archived: bool = False
+) -> list[VariantSummary]:
+    """The app's variants by name, each with its latest version."""
+    query = select(Variant).where(Variant.app_id == app_id)
+    if not include_archived:
+        query = query.where(col(Variant.archived).is_(False))
+    variants = list(session.exec(query.order_by(col(Variant.name))).all())
+    if not variants:
+        return []
+    ids = [v.id for v in variants]
+    newest = (
+        select(VariantVersion.variant_id, func.max(VariantVersion.version).label("version"))
+        .where(col(VariantVersion.variant_id).in_(ids))
+        .group_by(col(VariantVersion.variant_id))
+        .subquery()
+    )
+    latest = {
+        v.variant_id: v
+        for v in session.exec(
+            select(VariantVersion).join(
+                newest,
+                (col(VariantVersion.variant_id) == newest.c.variant_id)
+                & (col(VariantVersion.version) == newest.c.version),
+            )
+        ).all()
+    }
+    out: list[VariantSummary] = []
+    for variant in variants:
+        assert variant.id is not None
+        version = latest[variant.id]
+        assert version.id is not None
+        out.append(
+            VariantSummary(
+                id=variant.id,
+                name=variant.name,
+                archived=variant.archived,
+                latest_version=version.version,
+                latest_version_id=version.id,
+                model=version.model,
+                forked_from_version_id=variant.forked_from_version_id,
+                created_at=variant.created_at,
+            )
+        )
+    return out
+
+
+def fork_variant(
+    *, session: Session, variant_id: int, new_name: str, version: int | None = None
+) -> VariantVersion:
+    """A new variant whose version 1 copies ``version`` (default: the latest)."""
+    source = _variant(session, variant_id)
+    if version is None:
+        base = latest_version(session=session, variant_id=variant_id)
+    else:
+        found = session.exec(
+            select(VariantVersion).where(
+                VariantVersion.variant_id == variant_id, VariantVersion.version == version
+            )
+        ).first()
+        if found is None:
+            raise NotFoundError(f"Variant '{source.name}' has no version {version}.")
+        base = found
+    note = f"forked from '{source.name}' v{base.version}"
+    return _create(
+        session, source.app_id, new_name, version_config(base), note, forked_from=base.id
+    )
+
+
+def rename_variant(*, session: Session, variant_id: int, name: str) -> Variant:
+    variant = _variant(session, variant_id)
+    cleaned = _clean_name(name)
+    if cleaned != variant.name:
+        _check_free(session, variant.app_id, cleaned)
+        variant.name = cleaned
+        session.add(variant)
+        _flush(session, cleaned)
+    return variant
+
+
+def archive_variant(*, session: Session, variant_id: int, archived: bool = True) -> Variant:
+    """Hide a variant from the default list (``archived=False`` restores it)."""
+    variant = _variant(session, variant_id)
+    if variant.archived != archived:
+        variant.archived = archived
+        session.add(variant)
+        session.flush()
+    return variant
+
+
+# -- diff -----------------------------------------------------------------------------
+
+
+def render_config(config: VariantConfig) -> str:
+    """A readable, line-oriented rendering of a configuration (what diffs compare)."""
+    lines = [f"model: {config.model}", "parameters:"]
+    params = config.parameter_dict()
+    lines += [f"  {k}: {json.dumps(v)}" for k, v in sorted(params.items())] or ["  (defaults)"]
+    prompt = config.prompt
+    lines.append(f"prompt kind: {prompt.kind}")
+    if prompt.kind == "completion":
+        lines.append("template:")
+        lines += [f"  {line}" for line in prompt.template.splitlines()]
+    else:
+        if prompt.system:
+            lines.append("system:")
+            lines += [f"  {line}" for line in prompt.system.splitlines()]
+        for i, message in enumerate(prompt.messages, start=1):
+            lines.append(f"message {i} ({message.role}):")
+            lines += [f"  {line}" for line in message.content.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def diff_versions(*, session: Session, a_id: int, b_id: int) -> str:
+    """Unified diff between two versions' configurations ("" when they are the same)."""
+    a = get_version(session=session, version_id=a_id)
+    b = get_version(session=session, version_id=b_id)
+    return "".join(
+        difflib.unified_diff(
+            render_config(version_config(a)).splitlines(keepends=True),
+            render_config(version_config(b)).splitlines(keepends=True),
+            fromfile=f"v{a.version} (id {a.id})",
+            tofile=f"v{b.version} (id {b.id})",
+        )
+    )
