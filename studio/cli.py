@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, SecretStr
-from rich.console import Console
-from rich.table import Table
+from pydantic import SecretStr
 from sqlmodel import Session, SQLModel
 
 from studio import registry
 from studio.cli_apps import register_app_commands
+from studio.cli_output import JsonOpt, out, print_json, table
 from studio.connections import (
     ConnectionCreate,
     add_connection,
@@ -56,10 +55,6 @@ app.add_typer(price_app, name="price")
 app.add_typer(group_app, name="model-group")
 register_app_commands(app)
 
-# Pipes and CI logs get wide tables instead of 80-column wrapping.
-out = Console(width=None if sys.stdout.isatty() else 200)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 
 @contextmanager
 def _session() -> Iterator[Session]:
@@ -67,33 +62,12 @@ def _session() -> Iterator[Session]:
         yield session
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
-    if isinstance(obj, list):
-        return [_plain(o) for o in obj]
-    return obj
-
-
-def _print_json(obj: Any) -> None:
-    typer.echo(json.dumps(_plain(obj), indent=2, default=str))
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    out.print(table)
-
-
 def _fields(title: str, data: dict[str, Any]) -> None:
     rows = [
         [k, json.dumps(v, indent=2, default=str) if isinstance(v, dict | list) else v]
         for k, v in data.items()
     ]
-    _table(title, ["field", "value"], rows)
+    table(title, ["field", "value"], rows)
 
 
 def _read_json(path: Path) -> Any:
@@ -125,9 +99,9 @@ def template_list(as_json: JsonOpt = False) -> None:
     with _session() as session:
         rows = registry.list_templates(session=session)
         if as_json:
-            _print_json([_dump_row(r) for r in rows])
+            print_json([_dump_row(r) for r in rows])
             return
-        _table(
+        table(
             "Model templates",
             ["id", "name", "model_type", "runtime", "parameters", "system"],
             [
@@ -154,7 +128,7 @@ def template_create(file: Path, as_json: JsonOpt = False) -> None:
     data = parse_document(TemplateCreate, _read_json(file), "model template")
     with _session() as session:
         row = registry.create_template(session=session, data=data)
-        _print_json(_dump_row(row)) if as_json else _fields(
+        print_json(_dump_row(row)) if as_json else _fields(
             "Output of model-template create", _dump_row(row)
         )
 
@@ -164,7 +138,7 @@ def template_get(ref: str, as_json: JsonOpt = False) -> None:
     """Show one model template (by id or name)."""
     with _session() as session:
         row = registry.get_template(session=session, ref=ref)
-        _print_json(_dump_row(row)) if as_json else _fields("Model template", _dump_row(row))
+        print_json(_dump_row(row)) if as_json else _fields("Model template", _dump_row(row))
 
 
 @template_app.command("delete")
@@ -178,7 +152,7 @@ def template_delete(ref: str) -> None:
 @template_app.command("show-model-schemas")
 def show_model_schemas() -> None:
     """Print the JSON Schemas of every model type's request and response."""
-    _print_json(model_schemas())
+    print_json(model_schemas())
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -216,9 +190,9 @@ def model_list(as_json: JsonOpt = False) -> None:
                 }
             )
         if as_json:
-            _print_json(rows)
+            print_json(rows)
             return
-        _table(
+        table(
             "Models",
             ["name", "type", "status", "context", "id"],
             [[r["name"], r["model_type"], r["status"], r["context_window"], r["id"]] for r in rows],
@@ -242,7 +216,7 @@ def model_create(
         model = registry.create_model(session=session, data=data)
         info = _model_row(session, model.id)
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     _fields("Output of model create", info)
     if info["status"] == "FAILED":
@@ -255,7 +229,7 @@ def model_get(ref: str, as_json: JsonOpt = False) -> None:
     with _session() as session:
         info = _model_row(session, ref)
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     keys = ["id", "name", "model_type", "status", "status_reason", "deployment_id"]
     _fields("Model", {k: info[k] for k in keys if k in info})
@@ -273,7 +247,7 @@ def model_describe(ref: str, as_json: JsonOpt = False) -> None:
             {"id": d.id, "name": d.name, "status": d.status, "builtin": d.is_builtin}
             for d in registry.list_deployments(session=session, model_id=info["id"])
         ]
-    _print_json(info) if as_json else _fields("Model", info)
+    print_json(info) if as_json else _fields("Model", info)
 
 
 @model_app.command("deploy")
@@ -282,7 +256,7 @@ def model_deploy(ref: str, as_json: JsonOpt = False) -> None:
     with _session() as session:
         dep = registry.deploy_model(session=session, ref=ref)
         data = _dump_row(dep)
-    _print_json(data) if as_json else _fields("Deployment", data)
+    print_json(data) if as_json else _fields("Deployment", data)
     if dep.status == "FAILED":
         raise typer.Exit(code=1)
 
@@ -303,7 +277,7 @@ def model_execute(ref: str, file: Path, as_json: JsonOpt = False) -> None:
     with _session() as session:
         response = registry.execute(session=session, ref=ref, payload=payload, source="cli")
     if as_json:
-        _print_json(response)
+        print_json(response)
         return
     _print_human_response(response.model_dump(mode="json"))
 
@@ -314,10 +288,10 @@ def _print_human_response(data: dict[str, Any]) -> None:
             [text[:60], len(vec), ", ".join(f"{x:.4f}" for x in vec[:4]) + ", ..."]
             for text, vec in data["embeddings"]
         ]
-        _table("Embeddings", ["text", "dimensions", "first values"], rows)
+        table("Embeddings", ["text", "dimensions", "first values"], rows)
         out.print(f"tokens used: {data.get('tokens_used')}")
         return
-    _print_json(data)
+    print_json(data)
 
 
 @model_app.command("delete")
@@ -353,9 +327,9 @@ def model_usage(
             else usage_statistics(session=session, model_name=name)
         )
     if as_json:
-        _print_json(stats)
+        print_json(stats)
         return
-    _table(
+    table(
         f"Usage of {name} (by {by})",
         ["day", "requests", "errors", "prompt tok", "response tok", "cost $", "avg ms", "max ms"],
         [
@@ -427,9 +401,9 @@ def provider_list(as_json: JsonOpt = False) -> None:
     with _session() as session:
         conns = list_connections(session=session)
     if as_json:
-        _print_json(conns)
+        print_json(conns)
         return
-    _table(
+    table(
         "Connections",
         ["name", "kind", "base_url", "key", "source"],
         [
@@ -464,9 +438,9 @@ def provider_models(name: str, as_json: JsonOpt = False) -> None:
         provider = get_provider(session=session, name=name)
     infos = asyncio.run(provider.list_models())
     if as_json:
-        _print_json(infos)
+        print_json(infos)
         return
-    _table(
+    table(
         f"Models of {name}",
         ["name", "type", "context", "offline"],
         [[f"{name}/{i.id}", i.model_type.value, i.context_window, i.offline] for i in infos],
@@ -482,9 +456,9 @@ def price_list(as_json: JsonOpt = False) -> None:
     with _session() as session:
         rows = [_dump_row(r) for r in list_prices(session=session)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         "Prices (USD per million tokens)",
         ["model", "input", "output"],
         [[r["model"], r["input_per_mtok"], r["output_per_mtok"]] for r in rows],
@@ -511,9 +485,9 @@ def group_list(as_json: JsonOpt = False) -> None:
     with _session() as session:
         rows = [_dump_row(g) for g in registry.list_model_groups(session=session)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         "Model groups",
         ["id", "name", "description"],
         [[r["id"], r["name"], r["description"]] for r in rows],

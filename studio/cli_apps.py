@@ -10,14 +10,12 @@ one line (:func:`studio.cli.main` prints every :class:`StudioError`).
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,9 +25,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from sqlmodel import Session, SQLModel
 
+from studio.cli_output import JsonOpt, print_json, table
 from studio.errors import ConfigError, NotFoundError, StudioError
 from studio.export import to_csv, to_jsonl
 from studio.services.apps import create_app, get_app, list_apps
@@ -59,9 +57,7 @@ run_app = typer.Typer(
     invoke_without_command=True,
 )
 
-out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
 
 
@@ -71,23 +67,6 @@ def register_app_commands(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(variant_app, name="variant")
     app.add_typer(run_app, name="run")
-
-
-def _print_json(obj: Any) -> None:
-    if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json")
-    elif isinstance(obj, list):
-        obj = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in obj]
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    out.print(table)
 
 
 def _app_id(session: Session, ref: str) -> int:
@@ -125,7 +104,7 @@ def app_create(
     with session_scope() as session:
         row = create_app(session=session, name=name, description=description)
         data = row.model_dump(mode="json")
-    _print_json(data) if as_json else typer.echo(f"Created app '{data['name']}' ({data['id']}).")
+    print_json(data) if as_json else typer.echo(f"Created app '{data['name']}' ({data['id']}).")
 
 
 @app_app.command("list")
@@ -137,9 +116,9 @@ def app_list(
     with session_scope() as session:
         rows = list_apps(session=session, include_archived=archived)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         "Apps",
         ["id", "name", "variants", "datasets", "runs", "last activity", "description"],
         [
@@ -189,7 +168,7 @@ def dataset_upload(
             "columns": list(version.columns),
         }
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     typer.echo(
         f"Uploaded dataset {info['dataset_id']} version {info['version']} "
@@ -204,9 +183,9 @@ def dataset_list(app_ref: AppOpt, as_json: JsonOpt = False) -> None:
     with session_scope() as session:
         rows = list_datasets(session=session, app_id=_app_id(session, app_ref))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         "Datasets",
         ["id", "name", "version", "version id", "rows", "columns", "expected"],
         [
@@ -270,7 +249,7 @@ def variant_create(
         )
         info = _version_info(version)
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     typer.echo(f"Created variant '{name}' version 1 (version id {info['id']}).")
 
@@ -286,9 +265,9 @@ def variant_list(
         app_id = _app_id(session, app_ref)
         rows = list_variants(session=session, app_id=app_id, include_archived=archived)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         "Variants",
         ["id", "name", "latest version", "version id", "model", "archived"],
         [[r.id, r.name, r.latest_version, r.latest_version_id, r.model, r.archived] for r in rows],
@@ -303,9 +282,9 @@ def variant_history(name: str, app_ref: AppOpt, as_json: JsonOpt = False) -> Non
         assert variant.id is not None
         rows = [_version_info(v) for v in history(session=session, variant_id=variant.id)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    table(
         f"History of '{name}'",
         ["version", "id", "model", "kind", "parameters", "note", "saved"],
         [
@@ -442,9 +421,9 @@ def _finish(run_id: int, started: float, out_path: Path | None, as_json: bool) -
     if written is not None:
         summary["out"] = str(out_path)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
-        _table("Run", ["field", "value"], [[k, v] for k, v in summary.items()])
+        table("Run", ["field", "value"], [[k, v] for k, v in summary.items()])
         if written is not None:
             typer.echo(f"Wrote {written} rows to {out_path}.")
     if interrupted or summary["rows"] < summary["total_rows"]:

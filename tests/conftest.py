@@ -7,6 +7,8 @@ database emptied and re-seeded before each test.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel
 
 import studio.store.tables  # noqa: F401
+from studio.cli import main
 from studio.connections import clear_provider_cache
 from studio.providers import register
 from studio.providers.base import ModelInfo, Provider
@@ -181,5 +184,27 @@ def mock_provider(session: Session) -> Iterator[type[MockProvider]]:
     MockProvider.calls = []
 
 
-def reply_json(data: Any) -> dict[str, Any]:
-    return dict(data)
+class Result:
+    """Exit code and output of one `studio` command."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    def run(*args: str, stdin: str | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

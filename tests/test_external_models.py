@@ -14,7 +14,6 @@ from studio.model_specs import ModelCreate
 from studio.store import session_scope
 from studio.usage import usage_statistics
 from tests.providers.fakes import FakeServer, Step, chat_body
-from tests.test_cli import cli  # noqa: F401  (fixture)
 
 SECRET = "sk-local-0123456789-abcdef"
 
@@ -34,7 +33,7 @@ def _write(tmp_path: Path, name: str, data: Any) -> str:
 
 
 def test_cli_chat_through_flaky_openai_compatible_server(
-    cli: Any,  # noqa: F811
+    cli: Any,
     server: FakeServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -65,7 +64,7 @@ def test_cli_chat_through_flaky_openai_compatible_server(
 
 
 def test_cli_reports_provider_refusal_in_one_line_without_the_key(
-    cli: Any,  # noqa: F811
+    cli: Any,
     server: FakeServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
