@@ -17,21 +17,17 @@ page_header(
 db_ready()
 
 with studio_session() as session:
-    models = registry.list_models(session=session)
-    deployments = {d.model_id: d for d in registry.list_deployments(session=session)}
-    rows = []
-    for m in models:
-        dep = deployments.get(m.id)
-        rows.append(
-            {
-                "Name": m.name,
-                "Type": m.model_type,
-                "Status": dep.status if dep else "N/A",
-                "Built-in": "yes" if m.is_builtin else "",
-                "Context window": m.context_window,
-                "Description": m.description or (dep.status_reason if dep else "") or "",
-            }
-        )
+    rows = [
+        {
+            "Name": m.name,
+            "Type": m.model_type,
+            "Status": m.status,
+            "Built-in": "yes" if m.builtin else "",
+            "Context window": m.context_window,
+            "Description": m.description or m.status_reason or "",
+        }
+        for m in registry.model_overview(session=session)
+    ]
 
 types = sorted({r["Type"] for r in rows})
 if "models_type_filter" not in st.session_state:

@@ -173,22 +173,7 @@ def _model_row(session: Session, ref: str) -> dict[str, Any]:
 def model_list(as_json: JsonOpt = False) -> None:
     """List built-in and custom models with their deployment status."""
     with _session() as session:
-        models = registry.list_models(session=session)
-        deps = {d.model_id: d for d in registry.list_deployments(session=session)}
-        rows = []
-        for m in models:
-            dep = deps.get(m.id)
-            rows.append(
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "model_type": m.model_type,
-                    "status": dep.status if dep else "N/A",
-                    "builtin": m.is_builtin,
-                    "context_window": m.context_window,
-                    "description": m.description,
-                }
-            )
+        rows = [r.model_dump() for r in registry.model_overview(session=session)]
         if as_json:
             print_json(rows)
             return

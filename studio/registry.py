@@ -58,6 +58,7 @@ from studio.store.tables import Model, ModelDeployment, ModelGroup, ModelTemplat
 from studio.usage import cost_for, record_call
 
 __all__ = [
+    "ModelOverview",
     "ResolvedModel",
     "aexecute",
     "create_model",
@@ -73,6 +74,7 @@ __all__ = [
     "list_model_groups",
     "list_models",
     "list_templates",
+    "model_overview",
     "resolve_model",
     "validate_model_request",
 ]
@@ -291,6 +293,40 @@ def list_models(*, session: Session) -> list[Model]:
     return list(
         session.exec(select(Model).order_by(col(Model.is_builtin).desc(), col(Model.name))).all()
     )
+
+
+class ModelOverview(BaseModel):
+    """One line of the model zoo: a model and its deployment's status."""
+
+    id: str
+    name: str
+    model_type: str
+    status: str
+    status_reason: str | None
+    builtin: bool
+    context_window: int | None
+    description: str
+
+
+def model_overview(*, session: Session) -> list[ModelOverview]:
+    """Every model with its deployment status, built-ins first (the CLI list and the zoo)."""
+    deployments = {d.model_id: d for d in list_deployments(session=session)}
+    rows = []
+    for m in list_models(session=session):
+        dep = deployments.get(m.id)
+        rows.append(
+            ModelOverview(
+                id=m.id,
+                name=m.name,
+                model_type=m.model_type,
+                status=dep.status if dep else "N/A",
+                status_reason=dep.status_reason if dep else None,
+                builtin=m.is_builtin,
+                context_window=m.context_window,
+                description=m.description,
+            )
+        )
+    return rows
 
 
 def list_deployments(*, session: Session, model_id: str | None = None) -> list[ModelDeployment]:
