@@ -10,6 +10,8 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/apps.py", title="Apps", icon=":material/apps:"),
     st.Page("pages/datasets.py", title="Datasets", icon=":material/table:"),
+    st.Page("pages/playground.py", title="Playground", icon=":material/science:"),
+    st.Page("pages/variants.py", title="Variants", icon=":material/history:"),
     st.Page("pages/models.py", title="Models", icon=":material/neurology:"),
 ]
 

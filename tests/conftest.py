@@ -11,11 +11,12 @@ import io
 import json
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import streamlit as st
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel
 
@@ -39,6 +40,7 @@ from studio.schemas import (
 )
 from studio.settings import reset_settings
 from studio.store import get_engine, reset_engine, session_scope
+from tests.providers.fakes import FaultyOpenAIServer
 
 PG_URL = os.environ.get("DATABASE_URL")
 
@@ -71,6 +73,7 @@ def studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     reset_settings()
     reset_engine()
     clear_provider_cache()
+    st.cache_data.clear()  # pages cache rows by id; ids repeat in each test's fresh database
     yield home
     reset_engine()
     reset_settings()
@@ -208,3 +211,22 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def faulty_server() -> Iterator[Callable[..., FaultyOpenAIServer]]:
+    """Start :class:`FaultyOpenAIServer` instances (same arguments); stopped after the test.
+
+    ``faulty_server(fault_rate=1/3, latency_s=0.01)`` returns a running server
+    whose ``url`` is the base URL for an ``openai`` connection.
+    """
+    started: list[FaultyOpenAIServer] = []
+
+    def start(**kwargs: Any) -> FaultyOpenAIServer:
+        server = FaultyOpenAIServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

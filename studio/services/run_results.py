@@ -1,0 +1,177 @@
+"""Reading runs back: the runs of an app, their results next to the dataset's cells,
+summaries, exports, and a one-row try that answers exactly as a run would.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from studio import registry
+from studio.errors import NotFoundError, StudioError
+from studio.export import to_csv, to_jsonl
+from studio.schemas import ModelType
+from studio.services.datasets import get_version, load_rows
+from studio.services.runs import RunConfig, _model_type, _output, _payload, list_results
+from studio.store import session_scope
+from studio.store.tables import Dataset, DatasetVersion, Run, RunResult, utcnow
+from studio.templates import render
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "ResultTable",
+    "RunSummary",
+    "TryResult",
+    "export_results",
+    "get_run",
+    "list_runs",
+    "mark_failed",
+    "result_table",
+    "summarize",
+    "try_row",
+]
+
+RESULT_COLUMNS = ["output", "error", "latency_ms", "prompt_tokens", "response_tokens", "cost"]
+
+
+class RunSummary(BaseModel):
+    id: int
+    status: str
+    model: str
+    dataset: str
+    dataset_version: int
+    variant_version_id: int | None
+    rows: int
+    total: int
+    errors: int
+    prompt_tokens: int
+    response_tokens: int
+    cost: float
+    created_at: datetime
+
+
+class ResultTable(BaseModel):
+    """A run's results: the dataset's columns, then the result columns, one record per answer."""
+
+    columns: list[str]
+    records: list[dict[str, Any]]
+
+
+class TryResult(BaseModel):
+    rendered: str
+    output: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    response_tokens: int | None = None
+
+
+def get_run(*, session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"No run {run_id}.", hint="Pick one from the app's runs.")
+    return run
+
+
+def summarize(*, session: Session, run: Run) -> RunSummary:
+    assert run.id is not None
+    results = list_results(session=session, run_id=run.id)
+    version = session.get(DatasetVersion, run.dataset_version_id)
+    dataset = session.get(Dataset, version.dataset_id) if version is not None else None
+    return RunSummary(
+        id=run.id,
+        status=run.status,
+        model=run.model,
+        dataset=dataset.name if dataset is not None else "(deleted)",
+        dataset_version=version.version if version is not None else 0,
+        variant_version_id=run.variant_version_id,
+        rows=len(results),
+        total=run.total_rows * run.samples,
+        errors=sum(1 for r in results if r.error),
+        prompt_tokens=sum(r.prompt_tokens or 0 for r in results),
+        response_tokens=sum(r.response_tokens or 0 for r in results),
+        cost=sum(r.cost or 0.0 for r in results),
+        created_at=run.created_at,
+    )
+
+
+def list_runs(*, session: Session, app_id: int, limit: int = 50) -> list[Run]:
+    """The app's most recent runs, newest first."""
+    return list(
+        session.exec(
+            select(Run).where(Run.app_id == app_id).order_by(col(Run.id).desc()).limit(limit)
+        ).all()
+    )
+
+
+def mark_failed(*, run_id: int, error: str) -> None:
+    """Record that a run stopped on an error (its finished rows stay saved)."""
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is not None:
+            run.status, run.error, run.finished_at = "failed", error, utcnow()
+            session.add(run)
+
+
+def _result_record(row: dict[str, str], result: RunResult, samples: int) -> dict[str, Any]:
+    record: dict[str, Any] = {"row": result.row_index + 1}
+    if samples > 1:
+        record["sample"] = result.sample_index + 1
+    record.update(row)
+    for column in RESULT_COLUMNS:
+        record[column] = getattr(result, column)
+    return record
+
+
+def result_table(*, session: Session, run_id: int) -> ResultTable:
+    """Each answer beside the cells of the row it answered, in row order."""
+    run = get_run(session=session, run_id=run_id)
+    version = get_version(session=session, version_id=run.dataset_version_id)
+    rows = load_rows(session=session, version_id=run.dataset_version_id)
+    inputs = [c for c in version.columns if c not in RESULT_COLUMNS and c not in ("row", "sample")]
+    head = ["row", "sample"] if run.samples > 1 else ["row"]
+    records = [
+        _result_record(rows[r.row_index], r, run.samples)
+        for r in list_results(session=session, run_id=run_id)
+        if r.row_index < len(rows)
+    ]
+    return ResultTable(columns=head + inputs + RESULT_COLUMNS, records=records)
+
+
+def export_results(*, session: Session, run_id: int, fmt: Literal["csv", "jsonl"]) -> bytes:
+    """The results as CSV (formula cells escaped) or JSON Lines."""
+    table = result_table(session=session, run_id=run_id)
+    if fmt == "jsonl":
+        return to_jsonl(table.records, table.columns)
+    return to_csv(table.records, table.columns)
+
+
+def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryResult:
+    """Answer one row the way a run would (fresh, never from the cache), without saving it."""
+    rendered = render(config.prompt, row)
+    text = (
+        rendered
+        if isinstance(rendered, str)
+        else "\n".join(f"[{m.role}] {m.content}" for m in rendered)
+    )
+    mtype = ModelType(_model_type(session, config.model))
+    payload = _payload(mtype, rendered, config.parameters)
+    started = time.perf_counter()
+    try:
+        response = registry.execute(session=session, ref=config.model, payload=payload, source="ui")
+    except StudioError as exc:
+        return TryResult(
+            rendered=text, error=str(exc), latency_ms=(time.perf_counter() - started) * 1000
+        )
+    data = response.model_dump(mode="json")
+    return TryResult(
+        rendered=text,
+        output=_output(data),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        prompt_tokens=data.get("prompt_tokens"),
+        response_tokens=data.get("response_tokens"),
+    )

@@ -1,0 +1,208 @@
+"""The Playground's run panel: live progress with Cancel, results, retries and downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from studio.services.run_jobs import RunJob, run_jobs
+from studio.services.run_results import (
+    export_results,
+    get_run,
+    list_runs,
+    result_table,
+    summarize,
+)
+from studio.services.runs import retry_failed
+from studio.ui.common import show_error, studio_session
+
+__all__ = ["progress_panel", "results_panel", "runs_picker", "start_job"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+
+
+def start_job(run_id: int) -> None:
+    """Execute (or resume) a run in the background and show it."""
+    with studio_session() as session:
+        run = get_run(session=session, run_id=run_id)
+        total = run.total_rows * run.samples
+    run_jobs().start(run_id, total)
+    st.session_state.pg_run_id = run_id
+
+
+def _cancel(run_id: int) -> None:
+    run_jobs().cancel(run_id)
+
+
+def _progress_text(job: RunJob) -> str:
+    p = job.progress
+    parts = [f"{p.done} of {p.total} rows"]
+    parts.append(f"{p.errors} error{'s' if p.errors != 1 else ''} so far")
+    if p.cached:
+        parts.append(f"{p.cached} from the cache")
+    parts.append(f"elapsed {_duration(p.elapsed_s)}")
+    if p.eta_s is not None:
+        parts.append(f"about {_duration(p.eta_s)} left")
+    return " · ".join(parts)
+
+
+@st.fragment(run_every=1.0)
+def _live(run_id: int) -> None:
+    job = run_jobs().get(run_id)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # show the finished results
+    fraction = job.progress.done / job.progress.total if job.progress.total else 1.0
+    st.progress(min(fraction, 1.0), text=_progress_text(job))
+    cancelling = job.cancel.is_set()
+    st.button(
+        "Cancelling…" if cancelling else "Cancel",
+        key=f"pg_cancel_{run_id}",
+        on_click=_cancel,
+        args=(run_id,),
+        disabled=cancelling,
+        help="Stops new calls. Rows already answered stay saved; resume later.",
+    )
+
+
+def progress_panel(run_id: int) -> bool:
+    """Live progress of a running job; True while it runs."""
+    job = run_jobs().get(run_id)
+    if job is None or not job.running:
+        return False
+    _live(run_id)
+    return True
+
+
+def runs_picker(app_id: int) -> int | None:
+    """Pick one of the app's runs (the latest started here is preselected)."""
+    with studio_session() as session:
+        runs = [
+            summarize(session=session, run=r) for r in list_runs(session=session, app_id=app_id)
+        ]
+    if not runs:
+        return None
+    by_id = {r.id: r for r in runs}
+    if st.session_state.get("pg_run_id") not in by_id:
+        st.session_state.pg_run_id = runs[0].id
+
+    def label(run_id: int) -> str:
+        r = by_id[run_id]
+        when = r.created_at.strftime("%Y-%m-%d %H:%M")
+        return (
+            f"Run {r.id} · {r.model} on {r.dataset} v{r.dataset_version} · "
+            f"{r.rows}/{r.total} rows · {r.status} · {when}"
+        )
+
+    picked = st.selectbox("Results of", list(by_id), key="pg_run_id", format_func=label)
+    return int(picked) if picked is not None else None
+
+
+def _retry(run_id: int) -> None:
+    try:
+        with studio_session() as session:
+            retry_failed(session=session, run_id=run_id)
+        start_job(run_id)
+    except Exception as exc:
+        st.session_state.pg_flash_error = exc
+
+
+def _resume(run_id: int) -> None:
+    try:
+        start_job(run_id)
+    except Exception as exc:
+        st.session_state.pg_flash_error = exc
+
+
+def _frame(columns: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(records, columns=columns)
+    return frame.rename(
+        columns={
+            "latency_ms": "latency (ms)",
+            "prompt_tokens": "prompt tokens",
+            "response_tokens": "response tokens",
+        }
+    )
+
+
+def results_panel(run_id: int) -> None:
+    """Summary figures, the results table, re-run failed rows, resume, and downloads."""
+    try:
+        with studio_session() as session:
+            run = get_run(session=session, run_id=run_id)
+            summary = summarize(session=session, run=run)
+            table = result_table(session=session, run_id=run_id)
+            csv_bytes = export_results(session=session, run_id=run_id, fmt="csv")
+            jsonl_bytes = export_results(session=session, run_id=run_id, fmt="jsonl")
+    except Exception as exc:
+        show_error(exc)
+        return
+    job = run_jobs().get(run_id)
+    if job is not None and job.error:
+        st.error(f"The run stopped: {job.error}")
+    elif run.error:
+        st.error(f"The run stopped: {run.error}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Rows answered", f"{summary.rows - summary.errors} / {summary.total}")
+    c2.metric("Errors", summary.errors)
+    c3.metric("Tokens", summary.prompt_tokens + summary.response_tokens)
+    c4.metric("Cost", f"${summary.cost:.4f}")
+    if run.started_at and run.finished_at:
+        wall = (run.finished_at - run.started_at).total_seconds()
+        st.caption(f"Status: {run.status} · wall time {_duration(wall)}")
+    else:
+        st.caption(f"Status: {run.status}")
+
+    actions = st.columns([1, 1, 1, 1])
+    if summary.errors:
+        actions[0].button(
+            f"Re-run {summary.errors} failed row{'s' if summary.errors != 1 else ''}",
+            key="pg_retry",
+            on_click=_retry,
+            args=(run_id,),
+        )
+    if summary.rows < summary.total:
+        actions[1].button(
+            f"Resume ({summary.total - summary.rows} rows left)",
+            key="pg_resume",
+            on_click=_resume,
+            args=(run_id,),
+        )
+    actions[2].download_button(
+        "Download CSV",
+        csv_bytes,
+        file_name=f"run-{run_id}-results.csv",
+        mime="text/csv",
+        key="pg_download_csv",
+        icon=":material/download:",
+    )
+    actions[3].download_button(
+        "Download JSON Lines",
+        jsonl_bytes,
+        file_name=f"run-{run_id}-results.jsonl",
+        mime="application/x-ndjson",
+        key="pg_download_jsonl",
+        icon=":material/download:",
+    )
+    if not table.records:
+        st.info("No rows answered yet. Press Resume to continue this run.")
+        return
+    st.dataframe(
+        _frame(table.columns, table.records),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "output": st.column_config.TextColumn("output", width="large"),
+            "latency (ms)": st.column_config.NumberColumn(format="%.0f"),
+            "cost": st.column_config.NumberColumn(format="$%.6f"),
+        },
+    )
