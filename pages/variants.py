@@ -51,8 +51,8 @@ def _notify(where: str, message: str, kind: str = "success") -> None:
     st.session_state.variants_flash = (where, kind, message)
 
 
-def _fail(where: str, exc: Exception) -> None:
-    st.session_state.variants_error = (where, readable_error(exc))
+def _fail(where: str, exc: Exception, name_label: str = "Name") -> None:
+    st.session_state.variants_error = (where, readable_error(exc, {"name": name_label}))
 
 
 def _notices(where: str) -> None:
@@ -78,7 +78,7 @@ def _fork(variant_id: int) -> None:
             )
             new_id = new.variant_id
     except Exception as exc:
-        _fail("manage", exc)
+        _fail("manage", exc, "New variant name")
         return
     st.session_state.variants_selected = new_id
     st.session_state[f"variants_fork_name_{variant_id}"] = ""
@@ -161,8 +161,8 @@ if not variants:
     else:
         st.info(
             f"No variants in '{app.name}' yet. Variants are saved from the Playground page: try "
-            "a prompt on your dataset, then press 'Save as variant'. Or create one from the "
-            "command line:"
+            "a prompt on your dataset, then save it under 'Save as variant'. Or create one from "
+            "the command line:"
         )
         st.code(
             f'studio variant create --app "{app.name}" --name email-v1 '
@@ -200,7 +200,7 @@ with studio_session() as session:
         parent = get_variant(session=session, app_id=app.id, ref=source.variant_id)
         origin = f" · forked from '{parent.name}' v{source.version}"
     models = model_overview(session=session)
-by_version = {v.id: v for v in versions}
+by_version = {v.id: v for v in versions if v.id is not None}
 latest = versions[0]
 
 st.subheader(variant.name + (" (archived)" if variant.archived else ""))
@@ -272,12 +272,22 @@ with edit_tab:
     _notices("edit")
 
 with manage_tab:
-    fork_col, rename_col = st.columns(2, gap="large")
+    fork_col, rename_col, archive_col = st.columns(3, gap="medium")
     with fork_col, st.form(f"variants_fork_form_{variant_id}"):
         st.markdown("**Fork**: copy a version into a new variant and change it there.")
-        st.text_input("New variant name", key=f"variants_fork_name_{variant_id}", max_chars=200)
-        numbers = [v.version for v in versions]
-        st.selectbox("From version", numbers, key=f"variants_fork_version_{variant_id}")
+        st.text_input(
+            "New variant name",
+            key=f"variants_fork_name_{variant_id}",
+            max_chars=200,
+            placeholder=f"{variant.name} (copy)",
+        )
+        numbers = {v.version: v for v in versions}
+        st.selectbox(
+            "From version",
+            list(numbers),
+            key=f"variants_fork_version_{variant_id}",
+            format_func=lambda n: version_label(numbers[n], latest=latest.version),
+        )
         st.form_submit_button(
             "Fork", key=f"variants_fork_{variant_id}", on_click=_fork, args=(variant_id,)
         )
@@ -289,20 +299,24 @@ with manage_tab:
         st.form_submit_button(
             "Rename", key=f"variants_rename_{variant_id}", on_click=_rename, args=(variant_id,)
         )
-    if variant.archived:
-        st.button(
-            "Restore variant",
-            key=f"variants_restore_{variant_id}",
-            on_click=_set_archived,
-            args=(variant_id, False),
-            help="Show the variant in the list again.",
-        )
-    else:
-        st.button(
-            "Archive variant",
-            key=f"variants_archive_{variant_id}",
-            on_click=_set_archived,
-            args=(variant_id, True),
-            help="Hide the variant from the list. Nothing is deleted; you can restore it later.",
-        )
+    with archive_col, st.container(border=True):
+        if variant.archived:
+            st.markdown("**Restore**: show this variant in the list again.")
+            st.button(
+                "Restore variant",
+                key=f"variants_restore_{variant_id}",
+                on_click=_set_archived,
+                args=(variant_id, False),
+            )
+        else:
+            st.markdown(
+                "**Archive**: hide this variant from the list. Nothing is deleted, and you can "
+                "restore it later with 'Show archived variants'."
+            )
+            st.button(
+                "Archive variant",
+                key=f"variants_archive_{variant_id}",
+                on_click=_set_archived,
+                args=(variant_id, True),
+            )
     _notices("manage")

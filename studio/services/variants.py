@@ -83,6 +83,7 @@ class VariantSummary(BaseModel):
     model: str
     forked_from_version_id: int | None
     created_at: datetime
+    last_saved: datetime = Field(description="When the latest version was saved.")
 
 
 def parse_config(data: Any) -> VariantConfig:
@@ -314,6 +315,7 @@ def list_variants(
                 model=version.model,
                 forked_from_version_id=variant.forked_from_version_id,
                 created_at=variant.created_at,
+                last_saved=version.created_at,
             )
         )
     return out

@@ -116,6 +116,26 @@ def test_rename_archive_and_lookup(session: Session) -> None:
     assert [(s.name, s.latest_version) for s in shown] == [("warm", 1)]
 
 
+def test_archived_variant_can_be_restored(session: Session) -> None:
+    app_id = _app(session)
+    v1 = create_variant(session=session, app_id=app_id, name="friendly", config=_config())
+    archive_variant(session=session, variant_id=v1.variant_id)
+    restored = archive_variant(session=session, variant_id=v1.variant_id, archived=False)
+    assert restored.archived is False
+    assert [s.name for s in list_variants(session=session, app_id=app_id)] == ["friendly"]
+
+
+def test_summary_says_when_the_latest_version_was_saved(session: Session) -> None:
+    app_id = _app(session)
+    v1 = create_variant(session=session, app_id=app_id, name="friendly", config=_config())
+    [summary] = list_variants(session=session, app_id=app_id)
+    assert summary.last_saved == v1.created_at
+    v2 = save_version(session=session, variant_id=v1.variant_id, config=_config("New {{event}}"))
+    [summary] = list_variants(session=session, app_id=app_id)
+    assert (summary.latest_version, summary.last_saved) == (2, v2.created_at)
+    assert summary.last_saved >= summary.created_at
+
+
 def test_chat_config_round_trips(session: Session) -> None:
     app_id = _app(session)
     prompt = PromptTemplate.chat([{"role": "user", "content": "{{q}}"}], system="Be brief.")
