@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from studio import registry
+from studio.services.apps import list_apps
+from studio.services.samples import EXAMPLES, create_example
+from studio.services.variants import list_variants
 from studio.ui import db_ready, page_header, show_error, studio_session
 
 page_header(
@@ -16,8 +20,28 @@ db_ready()
 
 with studio_session() as session:
     models = registry.list_models(session=session)
+    recent = sorted(list_apps(session=session), key=lambda a: a.last_activity, reverse=True)[:5]
     chat_models = [m.name for m in models if m.model_type == "CHAT_COMPLETION"]
     custom = [m for m in models if not m.is_builtin]
+
+
+def _open_app(app_id: int) -> None:
+    st.session_state.current_app_id = app_id
+    st.session_state.pg_app = app_id
+    st.session_state.home_goto = True
+
+
+def _open_example(key: str) -> None:
+    try:
+        with studio_session() as session:
+            app_id = create_example(session=session, key=key)
+            variant = list_variants(session=session, app_id=app_id)[0]
+    except Exception as exc:
+        st.session_state.home_example_error = exc
+        return
+    st.session_state.pg_open_variant = variant.id
+    _open_app(app_id)
+
 
 left, right = st.columns([3, 2], gap="large")
 
@@ -66,18 +90,58 @@ with left:
 with right:
     st.subheader("Get started")
     st.markdown(
+        "Open an example app: it comes with a sample dataset and a prompt on a built-in "
+        "model, so **Generate** works at once, offline."
+    )
+    for example in EXAMPLES.values():
+        st.button(
+            f"{example.app_name}: {example.description}",
+            key=f"home_example_{example.key}",
+            on_click=_open_example,
+            args=(example.key,),
+            icon=":material/rocket_launch:",
+            width="stretch",
+        )
+    st.markdown(
         """
-1. **Try a built-in model** on the left: small, offline, free.
-2. **See every model** on the **Models** page: chat, completion, embedding,
-   reranking and agent models, their status and usage.
-3. **Connect your own provider** from a terminal, for example an
-   OpenAI-compatible server:
-   `studio provider add myserver --kind openai --base-url http://localhost:8000/v1`
-   then call its models as `myserver/MODEL`.
-4. **Create custom models** from templates, for example a GGUF file on disk:
-   `studio model-template list`, then `studio model create model.json`.
+**Your own data in four steps**
+1. **Apps**: create an app for your use case.
+2. **Datasets**: upload a CSV; its columns become prompt variables.
+3. **Playground**: write a prompt like `Write an email about {{event}}`, try one row,
+   then generate every row and download the results.
+4. **Variants**: keep the prompts that work, with every version and a diff.
+
+Connect OpenAI, Anthropic or your own OpenAI-compatible server on the **Models** page.
 """
     )
+    if st.session_state.get("home_example_error") is not None:
+        show_error(st.session_state.home_example_error)
+        st.session_state.home_example_error = None
+
+    st.subheader("Recent apps")
+    if not recent:
+        st.caption("No apps yet: open an example above, or create one on the Apps page.")
+    for summary in recent:
+        with st.container(border=True):
+            st.markdown(f"**{summary.name}**")
+            st.caption(
+                f"{summary.datasets} dataset(s) · {summary.variants} variant(s) · "
+                f"{summary.runs} run(s) · last activity "
+                f"{summary.last_activity.strftime('%Y-%m-%d %H:%M')} UTC"
+            )
+            st.button(
+                "Open in Playground",
+                key=f"home_open_{summary.id}",
+                on_click=_open_app,
+                args=(summary.id,),
+            )
     st.metric("Models available", len(models), help="Built-in plus custom models")
     if not custom:
-        st.caption("No custom models yet: step 4 shows how to add one.")
+        st.caption("No custom models yet: add them on the Models page.")
+
+if st.session_state.get("home_goto"):
+    st.session_state.home_goto = False
+    try:
+        st.switch_page("pages/playground.py")
+    except StreamlitPageNotFoundError:  # the page runs on its own, outside app.py
+        st.info("Open the **Playground** in the sidebar.")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from studio.services.datasets import list_datasets, list_versions, load_rows, upload_dataset
 from studio.services.run_results import try_row
 from studio.services.runs import RunConfig, create_run
+from studio.services.samples import DATA_DIR, EXAMPLES
 from studio.services.variants import (
     create_variant,
     latest_version,
@@ -29,7 +28,7 @@ from studio.ui.playground_editor import (
 )
 from studio.ui.playground_run import progress_panel, results_panel, runs_picker, start_job
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "marketing_events.csv"
+SAMPLE = EXAMPLES["marketing"]
 
 page_header(
     "Playground",
@@ -39,7 +38,7 @@ page_header(
 db_ready()
 init_editor()
 for key, default in (
-    ("pg_variant", None),
+    ("pg_variant", 0),
     ("pg_flash", None),
     ("pg_flash_error", None),
     ("pg_try", None),
@@ -68,13 +67,11 @@ def _add_sample() -> None:
                 session=session,
                 app_id=app.id,
                 name="marketing events",
-                data=SAMPLE.read_bytes(),
-                filename=SAMPLE.name,
+                data=(DATA_DIR / SAMPLE.filename).read_bytes(),
+                filename=SAMPLE.filename,
             )
-        st.session_state.pg_template = (
-            "Write a short, friendly email inviting {{demographic}} to our {{event}}. "
-            "Mention that it suits a group of about {{size}}."
-        )
+        st.session_state.pg_kind = "Completion"
+        st.session_state.pg_template = SAMPLE.template
     except Exception as exc:
         st.session_state.pg_flash_error = exc
 
@@ -107,18 +104,24 @@ if not datasets:
 # -- what to run -----------------------------------------------------------------------------
 
 variants_by_id = {v.id: v for v in variants}
+NEW_PROMPT = 0  # the "Start from" choice that keeps the editor as it is
 if st.session_state.pg_variant not in variants_by_id:
-    st.session_state.pg_variant = None
+    st.session_state.pg_variant = NEW_PROMPT
 
 
 def _load_variant() -> None:
     variant_id = st.session_state.pg_variant
-    if variant_id is None:
+    if variant_id == NEW_PROMPT:
         return
     with studio_session() as session:
         load_config(version_config(latest_version(session=session, variant_id=variant_id)))
         st.session_state.pg_save_name = variants_by_id[variant_id].name
 
+
+pending = st.session_state.pop("pg_open_variant", None)  # e.g. an example opened on Home
+if pending in variants_by_id:
+    st.session_state.pg_variant = pending
+    _load_variant()
 
 datasets_by_id = {d.id: d for d in datasets}
 if st.session_state.get("pg_dataset") not in datasets_by_id:
@@ -127,10 +130,12 @@ if st.session_state.get("pg_dataset") not in datasets_by_id:
 pick_variant, pick_dataset, pick_version = st.columns([2, 2, 1])
 pick_variant.selectbox(
     "Start from",
-    [None, *variants_by_id],
+    [NEW_PROMPT, *variants_by_id],
     key="pg_variant",
     on_change=_load_variant,
-    format_func=lambda i: "A new prompt" if i is None else f"Variant: {variants_by_id[i].name}",
+    format_func=lambda i: (
+        "A new prompt" if i == NEW_PROMPT else f"Variant: {variants_by_id[i].name}"
+    ),
     help="Load a saved variant's latest version into the editor.",
 )
 dataset_id = pick_dataset.selectbox(
@@ -210,7 +215,7 @@ with preview:
 def _matching_version() -> int | None:
     """The selected variant's latest version id, if the editor still holds exactly it."""
     variant_id = st.session_state.pg_variant
-    if variant_id is None:
+    if variant_id == NEW_PROMPT:
         return None
     with studio_session() as session:
         latest = latest_version(session=session, variant_id=variant_id)
