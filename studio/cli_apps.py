@@ -29,9 +29,9 @@ from sqlmodel import Session, SQLModel
 
 from studio.cli_output import JsonOpt, print_json, table
 from studio.errors import ConfigError, NotFoundError, StudioError
-from studio.export import to_csv, to_jsonl
 from studio.services.apps import create_app, get_app, list_apps
-from studio.services.datasets import get_version, list_datasets, load_rows, upload_dataset
+from studio.services.datasets import get_version, list_datasets, upload_dataset
+from studio.services.run_results import export_results
 from studio.services.runs import RunConfig, RunProgress, create_run, list_results, run_sync
 from studio.services.variants import (
     create_variant,
@@ -45,9 +45,7 @@ from studio.services.variants import (
 from studio.store import session_scope
 from studio.store.tables import Dataset, Run
 
-__all__ = ["RESULT_COLUMNS", "register_app_commands"]
-
-RESULT_COLUMNS = ["output", "error", "latency_ms", "prompt_tokens", "response_tokens", "cost"]
+__all__ = ["register_app_commands"]
 
 app_app = typer.Typer(help="Apps: one per use case.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets of an app (CSV or JSON Lines).", no_args_is_help=True)
@@ -392,22 +390,13 @@ def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
 def _write_results(session: Session, run: Run, path: Path) -> int:
     """Write the run's results next to the dataset's cells; returns the row count."""
     assert run.id is not None
-    version = get_version(session=session, version_id=run.dataset_version_id)
-    rows = load_rows(session=session, version_id=run.dataset_version_id)
-    records: list[dict[str, Any]] = []
-    for result in list_results(session=session, run_id=run.id):
-        record: dict[str, Any] = dict(rows[result.row_index])
-        for column in RESULT_COLUMNS:
-            record[column] = getattr(result, column)
-        records.append(record)
-    columns = [c for c in version.columns if c not in RESULT_COLUMNS] + RESULT_COLUMNS
     as_jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
-    data = to_jsonl(records, columns) if as_jsonl else to_csv(records, columns)
+    data = export_results(session=session, run_id=run.id, fmt="jsonl" if as_jsonl else "csv")
     try:
         path.write_bytes(data)
     except OSError as exc:
         raise ConfigError(f"Cannot write {path}: {exc}") from exc
-    return len(records)
+    return len(list_results(session=session, run_id=run.id))
 
 
 def _finish(run_id: int, started: float, out_path: Path | None, as_json: bool) -> None:
