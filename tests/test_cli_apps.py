@@ -59,7 +59,7 @@ def test_run_writes_one_row_per_dataset_row(
     assert summary["rows"] == 3 and summary["errors"] == 0
     rows = _csv_rows(out)
     assert list(rows[0]) == [
-        "event", "demographic", "output", "error", "latency_ms", "prompt_tokens",
+        "row", "event", "demographic", "output", "error", "latency_ms", "prompt_tokens",
         "response_tokens", "cost",
     ]  # fmt: skip
     assert [r["output"] for r in rows] == [
