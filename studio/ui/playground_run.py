@@ -98,10 +98,7 @@ def runs_picker(app_id: int) -> int | None:
     def label(run_id: int) -> str:
         r = by_id[run_id]
         when = r.created_at.strftime("%Y-%m-%d %H:%M")
-        return (
-            f"Run {r.id} · {r.model} on {r.dataset} v{r.dataset_version} · "
-            f"{r.rows}/{r.total} rows · {r.status} · {when}"
-        )
+        return f"Run {r.id} · {r.model} on {r.dataset} v{r.dataset_version} · {when} UTC"
 
     picked = st.selectbox("Results of", list(by_id), key="pg_run_id", format_func=label)
     return int(picked) if picked is not None else None
