@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.ui import gateway_url
+
 st.set_page_config(page_title="Prompt Studio", page_icon=":material/auto_awesome:", layout="wide")
 
 PAGES = [
@@ -13,6 +15,9 @@ PAGES = [
     st.Page("pages/playground.py", title="Playground", icon=":material/science:"),
     st.Page("pages/variants.py", title="Variants", icon=":material/history:"),
     st.Page("pages/models.py", title="Models", icon=":material/neurology:"),
+    st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),
+    st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
 ]
 
+gateway_url()  # deployed endpoints answer as soon as the studio runs (see STUDIO_GATEWAY_PORT)
 st.navigation(PAGES).run()

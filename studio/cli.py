@@ -20,6 +20,7 @@ from sqlmodel import Session, SQLModel
 
 from studio import registry
 from studio.cli_apps import register_app_commands
+from studio.cli_gateway import register_gateway_commands
 from studio.cli_output import JsonOpt, out, print_json, table
 from studio.connections import (
     ConnectionCreate,
@@ -54,6 +55,7 @@ app.add_typer(provider_app, name="provider")
 app.add_typer(price_app, name="price")
 app.add_typer(group_app, name="model-group")
 register_app_commands(app)
+register_gateway_commands(app)
 
 
 @contextmanager

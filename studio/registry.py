@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session, col, or_, select
 
 from studio.chat import chat_with_history
@@ -51,6 +52,7 @@ from studio.schemas import (
     EmbeddingRequest,
     ModelType,
     RerankingRequest,
+    problems_from_pydantic,
     validate_request,
 )
 from studio.settings import get_settings
@@ -59,7 +61,9 @@ from studio.usage import cost_for, record_call
 
 __all__ = [
     "ModelOverview",
+    "PreparedModel",
     "ResolvedModel",
+    "acall_prepared",
     "aexecute",
     "create_model",
     "create_model_group",
@@ -75,6 +79,8 @@ __all__ = [
     "list_models",
     "list_templates",
     "model_overview",
+    "prepare_model",
+    "record_usage",
     "resolve_model",
     "validate_model_request",
 ]
@@ -370,6 +376,47 @@ def delete_model(*, session: Session, ref: str) -> None:
     session.flush()
 
 
+def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
+    """Rename a custom model and its deployment (usage by deployment stays with it)."""
+    model = resolve_model(session=session, ref=ref).model
+    if model.is_builtin:
+        raise ConflictError(f"'{model.name}' is a built-in model and cannot be renamed.")
+    new_name = new_name.strip()
+    try:
+        ModelCreate(name=new_name)
+    except PydanticValidationError as exc:
+        problems = [p for p in problems_from_pydantic(exc, ModelCreate) if p.field == "name"]
+        raise RequestValidationError(problems, what="new name") from exc
+    if new_name == model.name:
+        return model
+    taken = (
+        session.exec(select(Model).where(Model.name == new_name)).first()
+        or session.exec(select(ModelDeployment).where(ModelDeployment.name == new_name)).first()
+    )
+    if taken:
+        raise ConflictError(f"A model or deployment named '{new_name}' already exists.")
+    for dep in list_deployments(session=session, model_id=model.id):
+        if dep.name == model.name:
+            dep.name, dep.updated_at = new_name, utcnow()
+            session.add(dep)
+    model.name, model.updated_at = new_name, utcnow()
+    session.add(model)
+    session.flush()
+    return model
+
+
+def set_model_group(*, session: Session, ref: str, group: str | None) -> Model:
+    """Put a custom model in a group (created if new), or take it out with ``None``."""
+    model = resolve_model(session=session, ref=ref).model
+    if model.is_builtin:
+        raise ConflictError(f"'{model.name}' is a built-in model; its group cannot change.")
+    model.model_group_id = _group_id(session, (group or "").strip() or None)
+    model.updated_at = utcnow()
+    session.add(model)
+    session.flush()
+    return model
+
+
 # -- execute ------------------------------------------------------------------------------
 
 
@@ -426,8 +473,36 @@ def _tokens(response: BaseModel) -> tuple[int, int]:
     return int(data.get("prompt_tokens") or 0), int(data.get("response_tokens") or 0)
 
 
-async def aexecute(*, session: Session, ref: str, payload: Any, source: str = "api") -> BaseModel:
-    """Validate ``payload`` for the model ``ref`` names, call it, record usage."""
+class PreparedModel(BaseModel):
+    """A model resolved once and called many times (batch runs).
+
+    It holds no database session, so calls in flight keep no connection busy;
+    usage is written afterwards with :func:`record_usage`.
+    """
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    name: str
+    provider_model: str | None
+    deployment_id: str | None
+    model_type: ModelType
+    provider: Provider
+    upstream: str
+
+    @property
+    def price_names(self) -> list[str]:
+        """Names to look up in the price table, in order."""
+        return [self.name, self.provider_model or ""]
+
+
+def prepare_model(*, session: Session, ref: str, payload: Any = None) -> PreparedModel:
+    """Resolve ``ref`` and check it is ready to call.
+
+    ``payload`` tells the model type of a ``connection/model`` name (a chat
+    model when it is not given).
+    """
+    if payload is None:
+        payload = {"messages": []}
     resolved = _lookup(session, ref, payload)
     model, dep = resolved.model, resolved.deployment
     if dep is not None and dep.status != READY:
@@ -436,41 +511,76 @@ async def aexecute(*, session: Session, ref: str, payload: Any, source: str = "a
             f"Model '{model.name}' is not ready (deployment status {dep.status}{reason}).",
             hint=f"Retry the deployment with `studio model deploy {model.name}`.",
         )
-    mtype = ModelType(model.model_type)
-    request = validate_request(mtype, payload)
     provider, upstream = _provider_for(session, model)
+    return PreparedModel(
+        name=model.name,
+        provider_model=model.provider_model,
+        deployment_id=dep.id if dep else None,
+        model_type=ModelType(model.model_type),
+        provider=provider,
+        upstream=upstream,
+    )
+
+
+async def acall_prepared(prepared: PreparedModel, payload: Any) -> BaseModel:
+    """Validate ``payload`` against the model's type and call it (usage is not recorded)."""
+    request = validate_request(prepared.model_type, payload)
+    return await _dispatch(prepared.provider, prepared.upstream, prepared.model_type, request)
+
+
+def record_usage(
+    *,
+    session: Session,
+    prepared: PreparedModel,
+    latency_ms: float,
+    response: BaseModel | None = None,
+    error: str | None = None,
+    source: str = "api",
+) -> float:
+    """Log one call of ``prepared`` (a response, or the error it ended with); returns its cost."""
+    prompt_tokens, response_tokens = _tokens(response) if response is not None else (0, 0)
+    cost = 0.0
+    if response is not None:
+        cost = cost_for(
+            session=session,
+            names=prepared.price_names,
+            prompt_tokens=prompt_tokens,
+            response_tokens=response_tokens,
+        )
+    record_call(
+        session=session,
+        deployment_id=prepared.deployment_id,
+        model_name=prepared.name,
+        model_type=prepared.model_type,
+        latency_ms=latency_ms,
+        prompt_tokens=prompt_tokens,
+        response_tokens=response_tokens,
+        cost=cost,
+        error=error[:2000] if error is not None else None,
+        source=source,
+    )
+    return cost
+
+
+async def aexecute(*, session: Session, ref: str, payload: Any, source: str = "api") -> BaseModel:
+    """Validate ``payload`` for the model ``ref`` names, call it, record usage."""
+    prepared = prepare_model(session=session, ref=ref, payload=payload)
+    request = validate_request(prepared.model_type, payload)
     started = time.perf_counter()
     try:
-        response = await _dispatch(provider, upstream, mtype, request)
+        response = await _dispatch(
+            prepared.provider, prepared.upstream, prepared.model_type, request
+        )
     except StudioError as exc:
-        record_call(
-            session=session,
-            deployment_id=dep.id if dep else None,
-            model_name=model.name,
-            model_type=mtype,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            error=str(exc)[:2000],
-            source=source,
+        latency_ms = (time.perf_counter() - started) * 1000
+        record_usage(
+            session=session, prepared=prepared, latency_ms=latency_ms, error=str(exc), source=source
         )
         session.commit()
         raise
     latency_ms = (time.perf_counter() - started) * 1000
-    prompt_tokens, response_tokens = _tokens(response)
-    record_call(
-        session=session,
-        deployment_id=dep.id if dep else None,
-        model_name=model.name,
-        model_type=mtype,
-        latency_ms=latency_ms,
-        prompt_tokens=prompt_tokens,
-        response_tokens=response_tokens,
-        cost=cost_for(
-            session=session,
-            names=[model.name, model.provider_model or ""],
-            prompt_tokens=prompt_tokens,
-            response_tokens=response_tokens,
-        ),
-        source=source,
+    record_usage(
+        session=session, prepared=prepared, latency_ms=latency_ms, response=response, source=source
     )
     session.commit()
     return response

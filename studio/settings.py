@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,20 @@ class Settings(BaseSettings):
     )
     gateway_host: str = Field(default="127.0.0.1", validation_alias="STUDIO_GATEWAY_HOST")
     gateway_port: int = Field(default=8765, ge=1, le=65535, validation_alias="STUDIO_GATEWAY_PORT")
+    embedded_gateway: bool = Field(
+        default=True,
+        validation_alias="STUDIO_EMBEDDED_GATEWAY",
+        description="`streamlit run app.py` starts the gateway in the same process when no "
+        "gateway listens on the configured port.",
+    )
+    gateway_log_bodies: Literal["full", "truncate", "redact"] = Field(
+        default="truncate",
+        validation_alias="STUDIO_GATEWAY_LOG_BODIES",
+        description="Request log: keep bodies whole, cut to gateway_log_body_chars, or drop them.",
+    )
+    gateway_log_body_chars: int = Field(
+        default=4096, ge=0, le=10_000_000, validation_alias="STUDIO_GATEWAY_LOG_BODY_CHARS"
+    )
 
     # Provider keys from the environment. They create implicit connections named
     # "openai" and "anthropic" when set.

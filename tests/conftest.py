@@ -61,6 +61,7 @@ def studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("STUDIO_HOME", str(home))
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "STUDIO_ADMIN", "STUDIO_SECRET_KEY"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STUDIO_EMBEDDED_GATEWAY", "0")  # tests start their own gateways
     monkeypatch.setenv("STUDIO_RETRY_BASE_DELAY", "0.001")
     monkeypatch.setenv("STUDIO_RETRY_MAX_DELAY", "0.01")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

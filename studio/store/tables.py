@@ -246,10 +246,29 @@ class ApiKey(SQLModel, table=True):
 
 
 class RequestLog(SQLModel, table=True):
-    __table_args__ = (Index("ix_requestlog_endpoint_created", "endpoint_id", "created_at"),)
+    """One gateway request. ``minute`` (Unix minutes) and ``latency_bin`` (a log-scale
+    latency class, see ``studio.services.monitoring``) let the monitoring statistics
+    aggregate over a covering index without reading the bodies."""
+
+    __table_args__ = (
+        Index("ix_requestlog_endpoint_created", "endpoint_id", "created_at"),
+        Index(
+            "ix_requestlog_stats",
+            "minute",
+            "endpoint_id",
+            "status_code",
+            "latency_bin",
+            "prompt_tokens",
+            "response_tokens",
+            "cost",
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(index=True, unique=True, max_length=64)
     endpoint_id: int | None = Field(default=None, foreign_key="endpoint.id")
+    app_id: int | None = None
+    minute: int = Field(default=0, description="created_at in whole minutes since the epoch")
+    latency_bin: int = Field(default=0, description="log-scale latency class")
     model: str | None = None
     route: str = ""
     api_key_id: int | None = Field(default=None, foreign_key="apikey.id")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from studio.ui.common import db_ready, page_header, show_error, studio_session
+from studio.ui.common import db_ready, gateway_url, page_header, show_error, studio_session
 
-__all__ = ["db_ready", "page_header", "show_error", "studio_session"]
+__all__ = ["db_ready", "gateway_url", "page_header", "show_error", "studio_session"]

@@ -10,9 +10,10 @@ import streamlit as st
 from sqlmodel import Session
 
 from studio.errors import StudioError
+from studio.settings import get_settings
 from studio.store import get_engine, session_scope
 
-__all__ = ["db_ready", "page_header", "show_error", "studio_session"]
+__all__ = ["db_ready", "gateway_url", "page_header", "show_error", "studio_session"]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,20 @@ log = logging.getLogger(__name__)
 def _engine_once() -> str:
     engine = get_engine()
     return engine.url.get_backend_name()
+
+
+@st.cache_resource(show_spinner=False)
+def gateway_url() -> str:
+    """The gateway's base URL; starts it inside this process when enabled and not running."""
+    from studio.gateway.server import base_url, ensure_embedded_gateway
+
+    if not get_settings().embedded_gateway:
+        return base_url()
+    try:
+        return ensure_embedded_gateway()
+    except Exception:  # the UI works without it; deploy pages say the gateway is down
+        log.exception("the embedded gateway could not start")
+        return base_url()
 
 
 def db_ready() -> bool:

@@ -37,7 +37,12 @@ def _free_port() -> int:
 @pytest.fixture
 def studio_url(studio_env: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "STUDIO_HOME": str(studio_env)}
+    env = {
+        **os.environ,
+        "STUDIO_HOME": str(studio_env),
+        "STUDIO_EMBEDDED_GATEWAY": "1",
+        "STUDIO_GATEWAY_PORT": str(_free_port()),
+    }
     log = open(studio_env.parent / "streamlit.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [

@@ -1,0 +1,332 @@
+"""Gateway overhead and throughput on loopback, and the monitoring query over 1M rows.
+
+    python bench/bench_gateway.py [--requests 2000] [--seconds 5] [--rows 1000000]
+
+Three processes share the machine, as the issue asks: a fake OpenAI-compatible
+provider (raw ASGI on uvicorn), the gateway (one uvicorn worker, the real app,
+SQLite in a temp STUDIO_HOME) and this load generator (a minimal keep-alive
+HTTP/1.1 client on asyncio, so the client costs as little as possible).
+
+1. Added latency at 1 client: p50/p99 of ``POST /v1/endpoints/bench/generate``
+   through the gateway minus p50/p99 of the same chat call sent straight to
+   the fake provider.
+2. Requests per second through the gateway with 50 concurrent clients.
+3. ``monitoring.request_stats`` over a window holding N logged requests.
+
+Targets (2-core box): +p50 <= 2 ms, +p99 <= 5 ms, >= 450 req/s, stats <= 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHAT_ANSWER = json.dumps(
+    {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi!"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+).encode()
+
+FAKE_PROVIDER = f"""
+import sys, uvicorn
+BODY = {CHAT_ANSWER!r}
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(BODY)).encode())]}})
+    await send({{"type": "http.response.body", "body": BODY}})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error",
+            access_log=False, http="httptools", loop="uvloop")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection (just enough HTTP for the benchmark)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += f"content-length: {len(body)}\r\n\r\n"
+        self.writer.write(head.encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        length = 0
+        for line in lines[1:]:
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def sequential(
+    port: int, path: str, body: bytes, headers: dict[str, str], n: int
+) -> list[float]:
+    conn = Conn(port)
+    for _ in range(200):  # warm up
+        await conn.post(path, body, headers)
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        status, _ = await conn.post(path, body, headers)
+        out.append((time.perf_counter() - started) * 1000)
+        assert status == 200, status
+    conn.close()
+    return out
+
+
+async def concurrent(
+    port: int, path: str, body: bytes, headers: dict[str, str], clients: int, seconds: float
+) -> tuple[int, int]:
+    done = errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done, errors
+        conn = Conn(port)
+        while time.perf_counter() < stop:
+            status, _ = await conn.post(path, body, headers)
+            done += 1
+            errors += status != 200
+        conn.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done, errors
+
+
+def setup_studio(fake_port: int) -> str:
+    """Create the connection, app, variant, endpoint and a key; returns the key."""
+    from studio.connections import ConnectionCreate, add_connection
+    from studio.services import api_keys, endpoints
+    from studio.services.apps import create_app
+    from studio.services.variants import VariantConfig, create_variant
+    from studio.store import session_scope
+    from studio.templates import PromptTemplate
+
+    with session_scope() as session:
+        add_connection(
+            session=session,
+            data=ConnectionCreate(
+                name="fake",
+                kind="openai",
+                base_url=f"http://127.0.0.1:{fake_port}/v1",
+                options={"concurrency": 256, "max_retries": 0},
+            ),
+        )
+        app = create_app(session=session, name="Bench")
+        assert app.id is not None
+        create_variant(
+            session=session,
+            app_id=app.id,
+            name="v",
+            config=VariantConfig(
+                model="fake/m",
+                prompt=PromptTemplate(kind="completion", template="Say hi to {{name}}."),
+            ),
+        )
+        endpoints.deploy(session=session, app=app.id, variant="v", name="bench")
+        return api_keys.create_key(session=session, app=app.id, name="bench").secret
+
+
+def bench_http(args: argparse.Namespace, home: str) -> None:
+    fake_port, gw_port = free_port(), free_port()
+    env = {**os.environ, "STUDIO_HOME": home}
+    procs = [subprocess.Popen([sys.executable, "-c", FAKE_PROVIDER, str(fake_port)], env=env)]
+    try:
+        wait_port(fake_port)
+        key = setup_studio(fake_port)
+        gateway = [sys.executable, "-m", "studio.cli", "serve", "--port", str(gw_port)]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", "from studio.cli import main; main()", *gateway[3:]],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        wait_port(gw_port)
+        direct_body = json.dumps(
+            {"model": "m", "messages": [{"role": "user", "content": "Say hi to Ada."}]}
+        ).encode()
+        gw_body = json.dumps({"inputs": {"name": "Ada"}}).encode()
+        auth = {"authorization": f"Bearer {key}"}
+        gw_path = "/v1/endpoints/bench/generate"
+
+        direct = asyncio.run(
+            sequential(fake_port, "/v1/chat/completions", direct_body, {}, args.requests)
+        )
+        via = asyncio.run(sequential(gw_port, gw_path, gw_body, auth, args.requests))
+        d50, d99 = pct(direct, 0.50), pct(direct, 0.99)
+        g50, g99 = pct(via, 0.50), pct(via, 0.99)
+        print(f"1 client, {args.requests} requests each (ms):")
+        print(f"  direct to fake provider   p50 {d50:6.2f}   p99 {d99:6.2f}")
+        print(f"  through the gateway       p50 {g50:6.2f}   p99 {g99:6.2f}")
+        print(
+            f"  added by the gateway      p50 {g50 - d50:6.2f}   p99 {g99 - d99:6.2f}"
+            "   (targets: <= 2, <= 5)"
+        )
+        done, errors = asyncio.run(concurrent(gw_port, gw_path, gw_body, auth, 50, args.seconds))
+        print(
+            f"50 clients for {args.seconds:g} s: {done / args.seconds:7.1f} requests/s "
+            f"({errors} errors)   (target: >= 450)"
+        )
+        ddone, _ = asyncio.run(
+            concurrent(fake_port, "/v1/chat/completions", direct_body, {}, 50, args.seconds)
+        )
+        print(f"  (fake provider alone, 50 clients: {ddone / args.seconds:7.1f} requests/s)")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(15)
+    from sqlmodel import func, select
+
+    from studio.store import session_scope
+    from studio.store.tables import RequestLog
+
+    with session_scope() as session:
+        logged = session.exec(select(func.count()).select_from(RequestLog)).one()
+    expected = args.requests + 200 + done  # warm-up included; direct calls bypass it
+    print(f"request log: {logged} rows for {expected} requests served (clean shutdown drained)")
+
+
+def bench_stats(rows: int) -> None:
+    from sqlalchemy import insert
+
+    from studio.services.monitoring import epoch_minute, latency_bin, request_stats
+    from studio.store import get_engine, session_scope
+    from studio.store.tables import RequestLog, utcnow
+
+    engine = get_engine()
+    now = utcnow()
+    rng = random.Random(7)
+    started = time.perf_counter()
+    batch = 50_000
+    with engine.begin() as conn:
+        for first in range(0, rows, batch):
+            values = []
+            for i in range(first, min(rows, first + batch)):
+                when = now - timedelta(seconds=rng.uniform(0, 24 * 3600))
+                latency = rng.lognormvariate(3.0, 0.6)
+                values.append(
+                    {
+                        "request_id": f"b{i}",
+                        "endpoint_id": None,
+                        "route": "POST /v1/endpoints/bench/generate",
+                        "model": "fake/m",
+                        "status_code": 500 if rng.random() < 0.02 else 200,
+                        "latency_ms": latency,
+                        "model_latency_ms": latency - 1,
+                        "overhead_ms": 1.0,
+                        "prompt_tokens": 9,
+                        "response_tokens": 2,
+                        "cost": 0.00001,
+                        "created_at": when,
+                        "minute": epoch_minute(when),
+                        "latency_bin": latency_bin(latency),
+                    }
+                )
+            conn.execute(insert(RequestLog), values)
+    print(f"inserted {rows} log rows in {time.perf_counter() - started:.1f} s")
+    timings = []
+    for _ in range(5):
+        with session_scope() as session:
+            t0 = time.perf_counter()
+            stats = request_stats(session=session, since=now - timedelta(hours=24), until=now)
+            timings.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"monitoring stats over 24 h ({stats.totals.requests} requests, {len(stats.buckets)} "
+        f"buckets, p50 {stats.totals.p50_ms} ms, p99 {stats.totals.p99_ms} ms): "
+        f"median {statistics.median(timings):.0f} ms, best {min(timings):.0f} ms   "
+        "(target: <= 300)"
+    )
+    with session_scope() as session:
+        t0 = time.perf_counter()
+        request_stats(session=session, since=now - timedelta(hours=1), until=now)
+        print(f"  last hour only: {(time.perf_counter() - t0) * 1000:.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["STUDIO_HOME"] = home
+        os.environ.pop("DATABASE_URL", None)
+        if not args.skip_http:
+            bench_http(args, home)
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["STUDIO_HOME"] = home
+        from studio.settings import reset_settings
+        from studio.store import reset_engine
+
+        reset_settings()
+        reset_engine()
+        bench_stats(args.rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""``studio deploy``, ``studio endpoint``, ``studio key`` and ``studio serve``.
+
+A key's plaintext is printed once, by ``studio key create``; nothing prints it again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from studio.cli_output import JsonOpt, out, print_json, table
+from studio.services import api_keys, endpoints
+from studio.store import session_scope
+
+__all__ = ["register_gateway_commands"]
+
+endpoint_app = typer.Typer(help="Deployed endpoints: list, history, rollback, undeploy.")
+key_app = typer.Typer(help="API keys of the gateway (one app each; shown once).")
+
+AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
+
+
+def register_gateway_commands(app: typer.Typer) -> None:
+    """Add deploy, endpoint, key and serve to the ``studio`` CLI."""
+    app.command("deploy")(deploy)
+    app.command("serve")(serve)
+    app.add_typer(endpoint_app, name="endpoint")
+    app.add_typer(key_app, name="key")
+
+
+def _url(name: str) -> str:
+    from studio.gateway.server import base_url
+
+    return f"{base_url()}/v1/endpoints/{name}/generate"
+
+
+def _show(row: endpoints.EndpointPublic, verb: str) -> None:
+    state = "live" if row.active else "off"
+    typer.echo(
+        f"{verb} endpoint '{row.name}': {row.variant_name} v{row.version} ({row.model}), {state}."
+    )
+    if row.active:
+        typer.echo(f"URL: {_url(row.name)}")
+
+
+def deploy(
+    app: AppOpt,
+    variant: Annotated[str, typer.Option("--variant", help="Variant name or id.")],
+    version: Annotated[int | None, typer.Option("--version", help="Default: latest.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Endpoint name (default: app-variant).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy a variant version to an endpoint (redeploys when the endpoint exists)."""
+    with session_scope() as session:
+        row = endpoints.deploy(
+            session=session, app=app, variant=variant, version=version, name=name
+        )
+    if as_json:
+        print_json(row)
+        return
+    _show(row, "Deployed")
+    typer.echo(f"Create a key with: studio key create --app {app!r}")
+
+
+@endpoint_app.command("list")
+def endpoint_list(
+    app: Annotated[str | None, typer.Option("--app", help="Only this app's endpoints.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List endpoints with their deployed version."""
+    with session_scope() as session:
+        rows = endpoints.list_endpoints(session=session, app=app)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No endpoints yet. Deploy one: studio deploy --app APP --variant NAME")
+        return
+    table(
+        "Endpoints",
+        ["name", "app", "variant", "version", "model", "state", "updated"],
+        [
+            [
+                r.name,
+                r.app_name,
+                r.variant_name,
+                r.version,
+                r.model,
+                "live" if r.active else "off",
+                r.updated_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@endpoint_app.command("history")
+def endpoint_history(name: str, as_json: JsonOpt = False) -> None:
+    """Every deploy, rollback and undeploy of an endpoint, newest first."""
+    with session_scope() as session:
+        rows = endpoints.endpoint_history(session=session, name=name)
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        f"History of {name}",
+        ["when", "action", "version"],
+        [[r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.action, r.version] for r in rows],
+    )
+
+
+@endpoint_app.command("rollback")
+def endpoint_rollback(
+    name: str,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Default: the previous version.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Go back to the previously deployed version (or --version N)."""
+    with session_scope() as session:
+        row = endpoints.rollback(session=session, name=name, version=version)
+    print_json(row) if as_json else _show(row, "Rolled back")
+
+
+@endpoint_app.command("undeploy")
+def endpoint_undeploy(name: str, as_json: JsonOpt = False) -> None:
+    """Switch an endpoint off (deploy again to switch it back on)."""
+    with session_scope() as session:
+        row = endpoints.undeploy(session=session, name=name)
+    print_json(row) if as_json else _show(row, "Undeployed")
+
+
+@key_app.command("create")
+def key_create(
+    app: AppOpt,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "default",
+    rate_limit: Annotated[
+        int | None, typer.Option("--rate-limit", help="Requests per minute (default: none).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; it is printed this once and cannot be shown again."""
+    with session_scope() as session:
+        created = api_keys.create_key(
+            session=session, app=app, name=name, rate_limit_per_minute=rate_limit
+        )
+    if as_json:
+        print_json({**created.key.model_dump(mode="json"), "key": created.secret})
+        return
+    typer.echo(created.secret)
+    out.print(
+        f"Key {created.key.id} ('{created.key.name}') for app '{created.key.app_name}'. "
+        "Copy it now: it is not shown again.",
+        style="yellow",
+    )
+
+
+@key_app.command("list")
+def key_list(
+    app: Annotated[str | None, typer.Option("--app", help="Only this app's keys.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List keys (prefix, name, created, last used, revoked); never the keys themselves."""
+    with session_scope() as session:
+        rows = api_keys.list_keys(session=session, app=app)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No API keys yet. Create one: studio key create --app APP")
+        return
+
+    def when(value: object) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""  # type: ignore[attr-defined]
+
+    table(
+        "API keys",
+        ["id", "app", "name", "prefix", "limit/min", "created", "last used", "revoked"],
+        [
+            [
+                r.id,
+                r.app_name,
+                r.name,
+                r.prefix + "…",
+                r.rate_limit_per_minute or "",
+                when(r.created_at),
+                when(r.last_used_at),
+                when(r.revoked_at),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: int) -> None:
+    """Revoke a key by id; the gateway refuses it within a second."""
+    with session_scope() as session:
+        row = api_keys.revoke_key(session=session, key_id=key_id)
+    typer.echo(f"Revoked key {row.id} ('{row.name}', {row.prefix}…).")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: STUDIO_GATEWAY_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: STUDIO_GATEWAY_PORT.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Run the gateway in the foreground (several workers may share one database)."""
+    from studio.gateway.server import base_url
+    from studio.gateway.server import serve as run
+    from studio.store import get_engine
+
+    get_engine()  # migrate once, before the workers start
+    typer.echo(f"Gateway on {base_url(host, port)} (docs at /docs); Ctrl-C stops it.")
+    run(host=host, port=port, workers=workers)

@@ -1,0 +1,126 @@
+"""Deployed endpoints: one request, or a CSV of them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio.errors import StudioError
+from studio.export import to_csv
+from studio.gateway.deps import ApiKeyDep, RequestContext, context, require_app
+from studio.services import endpoints
+from studio.services.datasets import parse_table
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["endpoints"])
+
+BATCH_CONCURRENCY = 8
+BATCH_MAX_BYTES = 10 * 1024 * 1024
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values of the template's variables."
+    )
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    cost: float
+
+
+class GenerateResponse(BaseModel):
+    request_id: str
+    endpoint: str
+    version: int | None
+    model: str
+    output: str
+    finish_reason: str | None
+    usage: Usage
+    latency_ms: float
+    model_latency_ms: float
+
+
+def _prepare(name: str, key: ApiKeyDep, ctx: RequestContext) -> endpoints.EndpointRuntime:
+    runtime = endpoints.load_runtime(name)
+    assert runtime is not None
+    ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
+    ctx.model, ctx.model_type = runtime.prepared.name, runtime.prepared.model_type.value
+    ctx.deployment_id, ctx.record_usage = runtime.prepared.deployment_id, True
+    require_app(key, runtime.app_id)
+    return runtime
+
+
+@router.post("/v1/endpoints/{name}/generate", summary="Call a deployed endpoint")
+async def generate(
+    name: str, body: GenerateRequest, key: ApiKeyDep, request: Request
+) -> GenerateResponse:
+    """Render the endpoint's template with ``inputs`` and return the model's answer."""
+    ctx = context(request)
+    _prepare(name, key, ctx)
+    result = await endpoints.generate(name=name, inputs=body.inputs)
+    ctx.note_result(result)
+    return GenerateResponse(
+        request_id=ctx.request_id,
+        endpoint=result.endpoint or name,
+        version=result.version,
+        model=result.model,
+        output=result.output,
+        finish_reason=result.finish_reason,
+        usage=Usage(**result.usage),
+        latency_ms=round(result.latency_ms, 3),
+        model_latency_ms=round(result.model_latency_ms, 3),
+    )
+
+
+@router.post(
+    "/v1/endpoints/{name}/generate-batch",
+    summary="Call an endpoint once per CSV row",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def generate_batch(
+    name: str,
+    file: Annotated[UploadFile, File(description="CSV whose columns are the inputs")],
+    key: ApiKeyDep,
+    request: Request,
+) -> Response:
+    """Answer every row of the uploaded CSV; returns the CSV with ``output`` and ``error``."""
+    ctx = context(request)
+    _prepare(name, key, ctx)
+    data = await file.read(BATCH_MAX_BYTES + 1)
+    table = parse_table(data, filename=file.filename or "upload.csv", max_bytes=BATCH_MAX_BYTES)
+    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+    totals = {"prompt": 0, "response": 0, "cost": 0.0, "model_ms": 0.0}
+
+    async def one(row: dict[str, str]) -> dict[str, Any]:
+        async with limit:
+            try:
+                result = await endpoints.generate(name=name, inputs=row)
+            except StudioError as exc:
+                return {**row, "output": "", "error": str(exc)}
+        totals["prompt"] += result.prompt_tokens
+        totals["response"] += result.response_tokens
+        totals["cost"] += result.cost
+        totals["model_ms"] = max(totals["model_ms"], result.model_latency_ms)
+        return {**row, "output": result.output, "error": ""}
+
+    rows = await asyncio.gather(*(one(r) for r in table.rows))
+    ctx.prompt_tokens, ctx.response_tokens = int(totals["prompt"]), int(totals["response"])
+    ctx.cost, ctx.record_usage = float(totals["cost"]), False
+    columns = [c for c in table.columns if c not in ("output", "error")] + ["output", "error"]
+    stem = (file.filename or "rows").rsplit(".", 1)[0]
+    return Response(
+        to_csv(rows, columns),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{stem}-outputs.csv"'},
+    )

@@ -1,0 +1,299 @@
+"""API keys for the gateway: one app's keys, shown once, stored hashed, revocable.
+
+* :func:`create_key` returns the plaintext key exactly once; the database keeps
+  its SHA-256 hash and a short prefix for display.
+* :func:`verify_key` is on the gateway's hot path. It looks the hash up and
+  caches the answer for :data:`KEY_CACHE_TTL_S` seconds, so a revoked key stops
+  working within that time in every process that shares the database.
+* ``last_used_at`` is written off the request path: :func:`note_used` remembers
+  the time in memory and :func:`due_last_used` hands the request log's
+  background writer the keys whose stored time is more than a minute old.
+* :func:`check_rate_limit` enforces a key's optional requests-per-minute limit
+  with a token bucket. The buckets live in the process: with N gateway workers
+  a key may get up to N times its limit (documented in the gateway README).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select, update
+
+from studio.errors import FieldProblem, NotFoundError, RequestValidationError, StudioError
+from studio.secrets import hash_api_key, new_api_key
+from studio.services.apps import get_app
+from studio.store import session_scope
+from studio.store.tables import ApiKey, App, utcnow
+
+__all__ = [
+    "KEY_CACHE_TTL_S",
+    "ApiKeyPublic",
+    "CreatedKey",
+    "InvalidApiKeyError",
+    "KeyIdentity",
+    "RateLimitedError",
+    "RevokedApiKeyError",
+    "check_rate_limit",
+    "clear_key_cache",
+    "create_key",
+    "due_last_used",
+    "list_keys",
+    "note_used",
+    "revoke_key",
+    "verify_key",
+    "write_last_used",
+]
+
+KEY_CACHE_TTL_S = 1.0
+LAST_USED_EVERY_S = 60.0
+PREFIX_CHARS = 14  # "sk-studio-" + 4 characters of the secret part
+
+
+class InvalidApiKeyError(StudioError):
+    """No key, or a key the studio never issued (HTTP 401)."""
+
+
+class RevokedApiKeyError(StudioError):
+    """A key that was revoked, or that belongs to another app (HTTP 403)."""
+
+
+class RateLimitedError(StudioError):
+    """The key's requests-per-minute limit is used up (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
+class ApiKeyPublic(BaseModel):
+    """What may be shown about a key: never the key itself."""
+
+    id: int
+    app_id: int | None
+    app_name: str | None
+    name: str
+    prefix: str
+    rate_limit_per_minute: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class CreatedKey(BaseModel):
+    """A new key: ``secret`` is the plaintext, shown to the user once and never again."""
+
+    key: ApiKeyPublic
+    secret: str
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """Who is calling: the verified key's id, app and limit (the gateway's ApiKeyDep)."""
+
+    id: int
+    app_id: int | None
+    name: str
+    rate_limit_per_minute: int | None
+
+
+def _public(row: ApiKey, app_name: str | None) -> ApiKeyPublic:
+    assert row.id is not None
+    return ApiKeyPublic(
+        id=row.id,
+        app_id=row.app_id,
+        app_name=app_name,
+        name=row.name,
+        prefix=row.prefix,
+        rate_limit_per_minute=row.rate_limit_per_minute,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def create_key(
+    *,
+    session: Session,
+    app: int | str,
+    name: str = "default",
+    rate_limit_per_minute: int | None = None,
+) -> CreatedKey:
+    """Create a key for ``app`` (name or id); the plaintext is in the result only."""
+    found = get_app(session=session, ref=app)
+    cleaned = (name or "").strip()
+    problems = []
+    if not cleaned or len(cleaned) > 200:
+        problems.append(FieldProblem("name", "must be 1 to 200 characters"))
+    if rate_limit_per_minute is not None and not 1 <= rate_limit_per_minute <= 1_000_000:
+        problems.append(FieldProblem("rate_limit_per_minute", "must be between 1 and 1000000"))
+    if problems:
+        raise RequestValidationError(problems, what="API key")
+    secret = new_api_key()
+    row = ApiKey(
+        app_id=found.id,
+        name=cleaned,
+        prefix=secret[:PREFIX_CHARS],
+        key_hash=hash_api_key(secret),
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+    session.add(row)
+    session.flush()
+    return CreatedKey(key=_public(row, found.name), secret=secret)
+
+
+def list_keys(
+    *, session: Session, app: int | str | None = None, include_revoked: bool = True
+) -> list[ApiKeyPublic]:
+    """Keys, newest first (of one app when ``app`` is given)."""
+    stmt = select(ApiKey, App.name).join(App, col(App.id) == col(ApiKey.app_id), isouter=True)
+    if app is not None:
+        stmt = stmt.where(ApiKey.app_id == get_app(session=session, ref=app).id)
+    if not include_revoked:
+        stmt = stmt.where(col(ApiKey.revoked_at).is_(None))
+    rows = session.exec(stmt.order_by(col(ApiKey.id).desc())).all()
+    return [_public(row, app_name) for row, app_name in rows]
+
+
+def revoke_key(*, session: Session, key_id: int) -> ApiKeyPublic:
+    """Revoke a key; the gateway refuses it within :data:`KEY_CACHE_TTL_S` seconds."""
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFoundError(f"No API key {key_id}.", hint="See the keys with `studio key list`.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.flush()
+    clear_key_cache()
+    app = session.get(App, row.app_id) if row.app_id is not None else None
+    return _public(row, app.name if app else None)
+
+
+# -- verification (the hot path) ------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cache: dict[str, tuple[float, KeyIdentity | None, bool]] = {}
+
+
+def clear_key_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _lookup(session: Session, key_hash: str) -> tuple[KeyIdentity | None, bool]:
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+    if row is None:
+        return None, False
+    assert row.id is not None
+    identity = KeyIdentity(
+        id=row.id, app_id=row.app_id, name=row.name, rate_limit_per_minute=row.rate_limit_per_minute
+    )
+    return identity, row.revoked_at is not None
+
+
+def verify_key(*, secret: str | None) -> KeyIdentity:
+    """The caller behind ``secret``, or :class:`InvalidApiKeyError` / :class:`RevokedApiKeyError`.
+
+    Answers come from a cache for up to :data:`KEY_CACHE_TTL_S` seconds; a miss
+    opens a short session of its own.
+    """
+    if not secret:
+        raise InvalidApiKeyError(
+            "This request has no API key.",
+            hint="Send it as 'Authorization: Bearer <key>' (or an 'x-api-key' header).",
+        )
+    key_hash = hash_api_key(secret)
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _cache.get(key_hash)
+    if cached is None or now - cached[0] > KEY_CACHE_TTL_S:
+        with session_scope() as session:
+            identity, revoked = _lookup(session, key_hash)
+        with _cache_lock:
+            if len(_cache) > 10_000:
+                _cache.clear()
+            _cache[key_hash] = (now, identity, revoked)
+    else:
+        _, identity, revoked = cached
+    if identity is None:
+        raise InvalidApiKeyError(
+            "This API key is not valid.",
+            hint="Create one with `studio key create --app APP` and copy it exactly.",
+        )
+    if revoked:
+        raise RevokedApiKeyError(
+            "This API key was revoked.", hint="Create a new key for the app and use that one."
+        )
+    return identity
+
+
+# -- last used ---------------------------------------------------------------------------
+
+_used_lock = threading.Lock()
+_used: dict[int, datetime] = {}
+_written: dict[int, float] = {}
+
+
+def note_used(key_id: int) -> None:
+    """Remember that a key was just used (no database access)."""
+    with _used_lock:
+        _used[key_id] = utcnow()
+
+
+def due_last_used(*, force: bool = False) -> dict[int, datetime]:
+    """Keys whose ``last_used_at`` should be written now (at most once a minute each)."""
+    now = time.monotonic()
+    due: dict[int, datetime] = {}
+    with _used_lock:
+        for key_id, when in list(_used.items()):
+            if force or now - _written.get(key_id, -math.inf) >= LAST_USED_EVERY_S:
+                due[key_id] = when
+                _written[key_id] = now
+                del _used[key_id]
+    return due
+
+
+def write_last_used(*, session: Session, due: dict[int, datetime]) -> None:
+    for key_id, when in due.items():
+        session.execute(
+            update(ApiKey)
+            .where(col(ApiKey.id) == key_id)
+            .values(last_used_at=when)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# -- rate limits ---------------------------------------------------------------------------
+
+_bucket_lock = threading.Lock()
+_buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, last refill time)
+
+
+def check_rate_limit(identity: KeyIdentity) -> None:
+    """Take one token from the key's bucket, or raise :class:`RateLimitedError`."""
+    limit = identity.rate_limit_per_minute
+    if not limit:
+        return
+    rate = limit / 60.0
+    now = time.monotonic()
+    with _bucket_lock:
+        tokens, last = _buckets.get(identity.id, (float(limit), now))
+        tokens = min(float(limit), tokens + (now - last) * rate)
+        if tokens >= 1.0:
+            _buckets[identity.id] = (tokens - 1.0, now)
+            return
+        _buckets[identity.id] = (tokens, now)
+    wait = math.ceil((1.0 - tokens) / rate)
+    raise RateLimitedError(
+        f"This API key allows {limit} requests per minute; that limit is used up.",
+        retry_after_s=max(1, wait),
+        hint=f"Retry after {max(1, wait)} s, or ask for a key with a higher limit.",
+    )
