@@ -15,32 +15,39 @@ HTTP clients, concurrency limits and loaded local models are shared.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import threading
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from sqlmodel import Session, select
 
-from studio.errors import ConfigError, ConflictError, NotFoundError
-from studio.providers import Provider, provider_class
+from studio.errors import ConfigError, ConflictError, NotFoundError, StudioError
+from studio.providers import ModelInfo, Provider, provider_class
 from studio.secrets import decrypt, encrypt, mask
 from studio.settings import get_settings
 from studio.store.tables import ProviderConnection, utcnow
 
 __all__ = [
     "BUILTIN_CONNECTION",
+    "ConnectionCheck",
     "ConnectionCreate",
     "ConnectionPublic",
+    "ConnectionUpdate",
     "add_connection",
     "build_provider",
+    "check_connection",
     "clear_provider_cache",
     "get_connection",
     "get_provider",
+    "list_connection_models",
     "list_connections",
     "remove_connection",
+    "update_connection",
 ]
 
 BUILTIN_CONNECTION = "builtin"
@@ -54,6 +61,29 @@ class ConnectionCreate(BaseModel):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     api_key: SecretStr | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectionUpdate(BaseModel):
+    """A change to a stored connection; fields left ``None`` stay as they are.
+
+    A new ``api_key`` replaces the stored key (and any key variable);
+    ``api_key_env`` switches to reading the key from that variable.
+    """
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clear_key: bool = False
+
+
+class ConnectionCheck(BaseModel):
+    """The outcome of one small real call to a connection's server."""
+
+    name: str
+    ok: bool
+    latency_ms: float
+    models: int = 0
+    message: str
 
 
 class ConnectionPublic(BaseModel):
@@ -289,3 +319,106 @@ def get_provider(*, session: Session, name: str) -> Provider:
         )
     get_connection(session=session, name=name)  # raises NotFoundError with the known names
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- edit, check, list models (the browser's connection panel) ---------------------------
+
+
+def _stored_row(session: Session, name: str) -> ProviderConnection:
+    row = session.exec(select(ProviderConnection).where(ProviderConnection.name == name)).first()
+    if row is not None:
+        return row
+    if any(c.name == name for c in _env_connections()):
+        raise ConflictError(
+            f"Connection '{name}' comes from the environment or is built in and cannot be "
+            "edited here; change its environment variables instead."
+        )
+    raise NotFoundError(f"No stored connection named '{name}'.")
+
+
+def update_connection(*, session: Session, name: str, data: ConnectionUpdate) -> ConnectionPublic:
+    """Change a stored connection's base URL or key; the new key is stored encrypted."""
+    row = _stored_row(session, name)
+    cls = provider_class(row.kind)
+    if data.base_url is not None:
+        base_url = data.base_url.strip() or cls.default_base_url
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"Base URL '{base_url}' must start with http:// or https://.")
+        if not base_url and cls.kind not in ("builtin", "llama-cpp", "sentence-transformers"):
+            raise ConfigError(f"Provider kind '{row.kind}' needs a base URL.")
+        row.base_url = base_url
+    new_key = data.api_key.get_secret_value().strip() if data.api_key else ""
+    if new_key:
+        row.api_key_encrypted, row.api_key_env = encrypt(new_key), None
+    elif data.api_key_env:
+        row.api_key_encrypted, row.api_key_env = None, data.api_key_env
+    elif data.clear_key:
+        if cls.needs_key:
+            raise ConfigError(
+                f"Provider kind '{row.kind}' needs an API key, so it cannot be removed.",
+                hint="Enter a new key instead, or remove the whole connection.",
+            )
+        row.api_key_encrypted, row.api_key_env = None, None
+    touch_connection(row)
+    session.add(row)
+    session.flush()
+    clear_provider_cache()
+    return _public(row)
+
+
+def _quick_provider(session: Session, name: str, timeout_s: float) -> Provider:
+    """The connection's provider without retries and with a short timeout (for checks)."""
+    provider = get_provider(session=session, name=name)
+    if provider.offline:
+        return provider
+    options = {**provider.options.model_dump(), "max_retries": 0, "timeout_s": timeout_s}
+    return build_provider(
+        kind=provider.kind,
+        name=provider.name,
+        base_url=provider.base_url,
+        api_key=provider._api_key,
+        options=options,
+    )
+
+
+def list_connection_models(
+    *, session: Session, name: str, timeout_s: float = 10.0
+) -> list[ModelInfo]:
+    """The models a connection offers, asking its server once (no retries)."""
+    provider = _quick_provider(session, name, timeout_s)
+    return asyncio.run(provider.list_models())
+
+
+async def _probe(provider: Provider) -> int:
+    """One small real call: the model list, or a one-chunk rerank where no list exists."""
+    if type(provider).list_models is Provider.list_models:
+        from studio.schemas import RerankingRequest
+
+        await provider.rerank("", RerankingRequest(query="ping", chunks=["pong"]))
+        return 0
+    return len(await provider.list_models())
+
+
+def check_connection(*, session: Session, name: str, timeout_s: float = 15.0) -> ConnectionCheck:
+    """Make one small real call to the connection and report latency or the error."""
+    provider = _quick_provider(session, name, timeout_s)
+    started = time.perf_counter()
+    try:
+        count = asyncio.run(_probe(provider))
+    except StudioError as exc:
+        return ConnectionCheck(
+            name=name,
+            ok=False,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            message=str(exc),
+        )
+    latency = (time.perf_counter() - started) * 1000
+    offers = f" and offers {count} model{'s' if count != 1 else ''}" if count else ""
+    where = "runs on this machine" if provider.offline else f"answered in {latency:.0f} ms"
+    return ConnectionCheck(
+        name=name,
+        ok=True,
+        latency_ms=latency,
+        models=count,
+        message=f"Connection '{name}' {where}{offers}.",
+    )

@@ -7,10 +7,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import registry
-from studio.model_specs import ModelCreate
-from studio.store import session_scope
-
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_FILES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
 
@@ -32,30 +28,6 @@ def test_app_entry_point_opens_the_home_page() -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value == "Prompt Studio"
-
-
-def test_models_page_lists_builtins_and_shows_failed_deployments(tmp_path: Path) -> None:
-    with session_scope() as session:
-        registry.create_model(
-            session=session,
-            data=ModelCreate(
-                name="broken-llama",
-                model_template_id="llama-cpp-chat",
-                model_creation_parameters={"model_path": str(tmp_path / "missing.gguf")},
-            ),
-        )
-    at = AppTest.from_file(str(ROOT / "pages" / "models.py"), default_timeout=60).run()
-    assert not at.exception
-    names = list(at.dataframe[0].value["Name"])
-    assert "builtin/smollm2-135m-instruct" in names and "broken-llama" in names
-    assert any("broken-llama failed to deploy" in w.value for w in at.warning)
-    at.multiselect(key="models_type_filter").set_value(["EMBEDDING"]).run()
-    assert list(at.dataframe[0].value["Type"]) == ["EMBEDDING"]
-
-
-def test_models_page_usage_empty_state_says_what_to_do() -> None:
-    at = AppTest.from_file(str(ROOT / "pages" / "models.py"), default_timeout=60).run()
-    assert any("No calls to" in i.value for i in at.info)
 
 
 @pytest.mark.builtin_models

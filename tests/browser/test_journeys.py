@@ -24,9 +24,9 @@ def test_first_run_try_a_builtin_model_then_see_its_usage(studio_url: str, page:
 
     page.get_by_role("link", name="Models").click()
     page.get_by_role("heading", name="Models").wait_for()
-    page.get_by_text("builtin/all-minilm-l6-v2").first.wait_for()
+    page.get_by_text("builtin/all-minilm-l6-v2").first.wait_for(state="attached")
     # Usage of the chat model we just called shows one request.
-    page.get_by_text("Usage").first.wait_for()
+    page.get_by_role("tab", name="Usage").click()
     page.locator("[data-testid='stSelectbox']").last.click()
     page.get_by_role("option", name="builtin/smollm2-135m-instruct").click()
     page.get_by_text("Requests").wait_for(timeout=30_000)
