@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
 
 from studio.services.run_jobs import RunJob, run_jobs
 from studio.services.run_results import (
+    ResultTable,
     export_results,
     get_run,
     list_runs,
@@ -131,15 +132,27 @@ def _frame(columns: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+@st.cache_data(max_entries=4, show_spinner="Loading the results…")
+def _table(run_id: int, stamp: tuple[object, ...]) -> ResultTable:
+    """The results table; ``stamp`` changes whenever the run's results can have changed."""
+    with studio_session() as session:
+        return result_table(session=session, run_id=run_id)
+
+
+def _export(run_id: int, fmt: Literal["csv", "jsonl"]) -> bytes:
+    """Built only when the user clicks a download button."""
+    with studio_session() as session:
+        return export_results(session=session, run_id=run_id, fmt=fmt)
+
+
 def results_panel(run_id: int) -> None:
     """Summary figures, the results table, re-run failed rows, resume, and downloads."""
     try:
         with studio_session() as session:
             run = get_run(session=session, run_id=run_id)
             summary = summarize(session=session, run=run)
-            table = result_table(session=session, run_id=run_id)
-            csv_bytes = export_results(session=session, run_id=run_id, fmt="csv")
-            jsonl_bytes = export_results(session=session, run_id=run_id, fmt="jsonl")
+        stamp = (summary.rows, summary.errors, run.status, str(run.finished_at))
+        table = _table(run_id, stamp)
     except Exception as exc:
         show_error(exc)
         return
@@ -176,7 +189,8 @@ def results_panel(run_id: int) -> None:
         )
     actions[2].download_button(
         "Download CSV",
-        csv_bytes,
+        lambda: _export(run_id, "csv"),
+        on_click="ignore",
         file_name=f"run-{run_id}-results.csv",
         mime="text/csv",
         key="pg_download_csv",
@@ -184,7 +198,8 @@ def results_panel(run_id: int) -> None:
     )
     actions[3].download_button(
         "Download JSON Lines",
-        jsonl_bytes,
+        lambda: _export(run_id, "jsonl"),
+        on_click="ignore",
         file_name=f"run-{run_id}-results.jsonl",
         mime="application/x-ndjson",
         key="pg_download_jsonl",
