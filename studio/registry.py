@@ -444,6 +444,12 @@ def _lookup(session: Session, ref: str, payload: Any) -> ResolvedModel:
         return ad_hoc
 
 
+def model_type(*, session: Session, ref: str, payload: Any = None) -> ModelType:
+    """The type of model ``ref``; a ``connection/model`` name is a chat model unless
+    ``payload`` has another type's shape."""
+    return ModelType(_lookup(session, ref, payload or {"messages": []}).model.model_type)
+
+
 def validate_model_request(*, session: Session, ref: str, payload: Any) -> BaseModel:
     """Check ``payload`` against the schema of the model's type, without calling it."""
     resolved = _lookup(session, ref, payload)

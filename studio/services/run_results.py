@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from studio import registry
 from studio.errors import NotFoundError, StudioError
 from studio.export import to_csv, to_jsonl
-from studio.schemas import ModelType
+from studio.prompting import build_payload, output_text
 from studio.services.datasets import get_version, load_rows
-from studio.services.runs import RunConfig, _model_type, _output, _payload, list_results
+from studio.services.runs import RunConfig, list_results
 from studio.store import session_scope
 from studio.store.tables import Dataset, DatasetVersion, Run, RunResult, utcnow
 from studio.templates import render
@@ -158,8 +158,8 @@ def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryR
         if isinstance(rendered, str)
         else "\n".join(f"[{m.role}] {m.content}" for m in rendered)
     )
-    mtype = ModelType(_model_type(session, config.model))
-    payload = _payload(mtype, rendered, config.parameters)
+    mtype = registry.model_type(session=session, ref=config.model)
+    payload = build_payload(mtype, rendered, config.parameters)
     started = time.perf_counter()
     try:
         response = registry.execute(session=session, ref=config.model, payload=payload, source="ui")
@@ -170,7 +170,7 @@ def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryR
     data = response.model_dump(mode="json")
     return TryResult(
         rendered=text,
-        output=_output(data),
+        output=output_text(data),
         latency_ms=(time.perf_counter() - started) * 1000,
         prompt_tokens=data.get("prompt_tokens"),
         response_tokens=data.get("response_tokens"),

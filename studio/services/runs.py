@@ -17,19 +17,19 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from studio import registry
-from studio.connections import get_connection
 from studio.errors import NotFoundError, StudioError
-from studio.schemas import Message, ModelType
-from studio.services.datasets import get_version, load_rows
+from studio.prompting import build_payload, output_text
+from studio.services.datasets import get_version
 from studio.store import session_scope
-from studio.store.tables import ResponseCache, Run, RunResult, utcnow
+from studio.store.tables import DatasetRow, ModelCall, ResponseCache, Run, RunResult, utcnow
 from studio.templates import PromptTemplate, render, require_columns
 from studio.usage import cost_for
 
@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 8
+PAGE_SIZE = 500  # dataset rows read at a time
+MAX_BATCH = 256  # finished rows written in one transaction, at most
 
 
 class RunConfig(BaseModel):
@@ -86,7 +88,7 @@ def create_run(
     """Check the template against the dataset's columns and the model, then record the run."""
     version = get_version(session=session, version_id=dataset_version_id)
     require_columns(config.prompt, list(version.columns))
-    _model_type(session, config.model)  # the model must exist before a run is recorded
+    registry.model_type(session=session, ref=config.model)  # the model must exist first
     run = Run(
         app_id=app_id,
         variant_version_id=variant_version_id,
@@ -104,40 +106,151 @@ def create_run(
     return run
 
 
-def _payload(model_type: ModelType, rendered: str | list[Message], params: dict[str, Any]) -> Any:
-    if isinstance(rendered, str):
-        if model_type is ModelType.COMPLETION:
-            return {"prompts": [rendered], **params}
-        return {"prompt": rendered, "chat_history": [], **params}
-    messages = [m.model_dump(exclude_none=True) for m in rendered]
-    if model_type is ModelType.COMPLETION:
-        text = "\n\n".join(m.content for m in rendered)
-        return {"prompts": [text], **params}
-    return {"messages": messages, **params}
-
-
-def _output(response: dict[str, Any]) -> str:
-    if "message" in response:
-        return str(response["message"].get("content") or "")
-    if "completions" in response:
-        completions = response["completions"]
-        return str(completions[0][1][0]) if completions and completions[0][1] else ""
-    return json.dumps(response)
-
-
 def _cache_key(model: str, payload: Any, sample: int) -> str:
     raw = json.dumps([model, payload, sample], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _persist(result: RunResult) -> bool:
-    """Write one finished row; False if that row was already answered."""
+def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[int, int]]]:
+    """Mark the run running; (config, dataset version, columns, row count, answered keys)."""
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"No run {run_id}.")
+        config = RunConfig.model_validate(run.config)
+        version = get_version(session=session, version_id=run.dataset_version_id)
+        assert version.id is not None
+        rows = session.exec(
+            select(func.count()).where(DatasetRow.dataset_version_id == version.id)
+        ).one()
+        answered = {
+            (int(i), int(s))
+            for i, s in session.exec(
+                select(RunResult.row_index, RunResult.sample_index).where(
+                    RunResult.run_id == run_id
+                )
+            ).all()
+        }
+        run.status, run.started_at, run.error = "running", run.started_at or utcnow(), None
+        session.add(run)
+        return config, version.id, list(version.columns), int(rows), answered
+
+
+def _prepare(config: RunConfig) -> tuple[registry.PreparedModel, Prices]:
+    """Resolve the run's model and its prices once: no row holds a session while it waits."""
+    with session_scope() as session:
+        mtype = registry.model_type(session=session, ref=config.model)
+        sample = build_payload(mtype, "", config.parameters)
+        prepared = registry.prepare_model(session=session, ref=config.model, payload=sample)
+        return prepared, _prices(session, prepared)
+
+
+def _page(
+    version_id: int, columns: list[str], after: int, size: int
+) -> list[tuple[int, dict[str, str]]]:
+    """Up to ``size`` rows whose stored index is above ``after``: (stored index, row)."""
+    with session_scope() as session:
+        stored = session.exec(
+            select(DatasetRow.row_index, DatasetRow.data)
+            .where(DatasetRow.dataset_version_id == version_id, DatasetRow.row_index > after)
+            .order_by(col(DatasetRow.row_index))
+            .limit(size)
+        ).all()
+    return [(int(i), {c: str(data.get(c, "")) for c in columns}) for i, data in stored]
+
+
+class _Call(BaseModel):
+    """What one model call left to record with its row."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    latency_ms: float
+    response: BaseModel | None = None
+    error: str | None = None
+    cache_key: str | None = None
+
+
+Prices = tuple[float, float]  # USD per prompt token, per response token
+
+
+def _prices(session: Session, prepared: registry.PreparedModel) -> Prices:
+    """The model's price per token, read once per run."""
+    names = prepared.price_names
+    per_prompt = cost_for(session=session, names=names, prompt_tokens=1_000_000, response_tokens=0)
+    per_answer = cost_for(session=session, names=names, prompt_tokens=0, response_tokens=1_000_000)
+    return per_prompt / 1_000_000, per_answer / 1_000_000
+
+
+def _write(
+    session: Session,
+    result: RunResult,
+    call: _Call | None,
+    prepared: registry.PreparedModel,
+    prices: Prices,
+    *,
+    with_result: bool = True,
+) -> None:
+    """Add one finished row, the usage of its call and its cache entry to ``session``.
+
+    Nothing is flushed here, so a batch of rows goes out as multi-row INSERTs.
+    """
+    if call is not None:
+        prompt, answer = result.prompt_tokens or 0, result.response_tokens or 0
+        result.cost = prompt * prices[0] + answer * prices[1] if call.response else 0.0
+        now = utcnow()
+        usage = ModelCall(  # what usage.record_call writes, without a flush per row
+            deployment_id=prepared.deployment_id,
+            model_name=prepared.name,
+            model_type=str(prepared.model_type),
+            source="run",
+            day=now.date(),
+            created_at=now,
+            latency_ms=call.latency_ms,
+            prompt_tokens=prompt,
+            response_tokens=answer,
+            cost=result.cost,
+            error=call.error[:2000] if call.error else None,
+        )
+        session.add(usage)
+    if with_result:
+        session.add(result)
+    response = call.response if call is not None else None
+    key = call.cache_key if call is not None else None
+    if response is not None and key and session.get(ResponseCache, key) is None:
+        data = response.model_dump(mode="json")
+        session.add(ResponseCache(key=key, model=prepared.name, response=data))
+
+
+def _persist(
+    items: list[tuple[RunResult, _Call | None]], prepared: registry.PreparedModel, prices: Prices
+) -> list[bool]:
+    """Write finished rows in one transaction; for each, False if it was already answered.
+
+    A row can be answered already when another process resumed the same run;
+    then each row is written on its own, and a call's usage is kept even when
+    its row is not.
+    """
     try:
         with session_scope() as session:
-            session.add(result)
-        return True
+            for result, call in items:
+                _write(session, result, call, prepared, prices)
+        return [True] * len(items)
     except IntegrityError:
-        return False
+        pass
+    written = []
+    for result, call in items:
+        result.id = None
+        try:
+            with session_scope() as session:
+                _write(session, result, None, prepared, prices)
+            written.append(True)
+        except IntegrityError:
+            written.append(False)
+        if call is not None:
+            with session_scope() as session:
+                uncached = call.model_copy(update={"cache_key": None})
+                _write(session, result, uncached, prepared, prices, with_result=False)
+    return written
 
 
 async def execute_run(
@@ -146,37 +259,69 @@ async def execute_run(
     on_progress: Callable[[RunProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> RunProgress:
-    """Answer every missing (row, sample) of a run; safe to call again to resume."""
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            raise NotFoundError(f"No run {run_id}.")
-        config = RunConfig.model_validate(run.config)
-        rows = load_rows(session=session, version_id=run.dataset_version_id)
-        answered = {
-            (r.row_index, r.sample_index)
-            for r in session.exec(select(RunResult).where(RunResult.run_id == run_id)).all()
-        }
-        mtype = ModelType(_model_type(session, config.model))
-        run.status, run.started_at, run.error = "running", run.started_at or utcnow(), None
-        session.add(run)
-    todo = [
-        (i, s) for i in range(len(rows)) for s in range(config.samples) if (i, s) not in answered
-    ]
-    progress = RunProgress(run_id=run_id, total=len(rows) * config.samples, done=len(answered))
-    started = time.perf_counter()
-    limit = asyncio.Semaphore(config.concurrency or DEFAULT_CONCURRENCY)
-    lock = asyncio.Lock()
+    """Answer every missing (row, sample) of a run; safe to call again to resume.
 
-    async def one(row_index: int, sample: int) -> None:
-        if cancel is not None and cancel.is_set():
-            return
-        async with limit:
-            if cancel is not None and cancel.is_set():
-                return
-            result = await _answer(run_id, config, mtype, rows[row_index], row_index, sample)
-            written = await asyncio.to_thread(_persist, result)
-        async with lock:
+    Rows are read a page at a time and fed to ``concurrency`` workers, so memory
+    stays flat however large the dataset. All database work goes through one
+    thread. It writes each finished row as soon as it is free (the row's result,
+    usage and cache entry together); rows that finish while it writes are
+    written together next (group commit), so nothing waits on a timer and a
+    crash loses only calls still in flight.
+    """
+    loop = asyncio.get_running_loop()
+    config, version_id, columns, rows, answered = _open_run(run_id)
+    prepared, prices = _prepare(config)
+    samples = config.samples
+    workers = config.concurrency or prepared.provider.options.concurrency or DEFAULT_CONCURRENCY
+    progress = RunProgress(run_id=run_id, total=rows * samples, done=len(answered))
+    started = time.perf_counter()
+    queue: asyncio.Queue[tuple[int, int, dict[str, str]] | None] = asyncio.Queue(workers * 2)
+    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-{run_id}-db")
+    finished: asyncio.Queue[tuple[RunResult, _Call | None, asyncio.Future[bool]]] = asyncio.Queue()
+
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    async def produce() -> None:
+        position, after = 0, -1
+        while not cancelled():
+            page = await loop.run_in_executor(db, _page, version_id, columns, after, PAGE_SIZE)
+            if not page:
+                break
+            for stored_index, row in page:
+                after = stored_index
+                for sample in range(samples):
+                    if (position, sample) not in answered and not cancelled():
+                        await queue.put((position, sample, row))
+                position += 1
+        answered.clear()
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def write() -> None:
+        while True:
+            batch = [await finished.get()]
+            while not finished.empty() and len(batch) < MAX_BATCH:
+                batch.append(finished.get_nowait())
+            items = [(result, call) for result, call, _ in batch]
+            try:
+                written = await loop.run_in_executor(db, _persist, items, prepared, prices)
+            except BaseException as exc:
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                raise
+            for (_, _, future), ok in zip(batch, written, strict=True):
+                future.set_result(ok)
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            if cancelled():
+                continue
+            row_index, sample, row = item
+            result, call = await _answer(run_id, config, prepared, db, row, row_index, sample)
+            future: asyncio.Future[bool] = loop.create_future()
+            finished.put_nowait((result, call, future))
+            written = await future
             if written:
                 progress.done += 1
                 progress.errors += 1 if result.error else 0
@@ -188,9 +333,22 @@ async def execute_run(
             if on_progress is not None:
                 on_progress(progress)
 
-    await asyncio.gather(*(one(i, s) for i, s in todo))
-    cancelled = cancel is not None and cancel.is_set() and progress.done < progress.total
-    progress.status = "cancelled" if cancelled else "done"
+    writer = asyncio.ensure_future(write())
+    tasks = [asyncio.ensure_future(produce())]
+    tasks += [asyncio.ensure_future(work()) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        db.shutdown(wait=True)
+    cancelled_early = cancelled() and progress.done < progress.total
+    progress.status = "cancelled" if cancelled_early else "done"
     progress.elapsed_s = time.perf_counter() - started
     with session_scope() as session:
         run = session.get(Run, run_id)
@@ -203,83 +361,55 @@ async def execute_run(
     return progress
 
 
-def _model_type(session: Session, ref: str) -> str:
-    """The model's type; ``connection/model`` names of a known connection count as chat."""
-    try:
-        return registry.resolve_model(session=session, ref=ref).model.model_type
-    except NotFoundError:
-        if "/" not in ref:
-            raise
-        get_connection(session=session, name=ref.split("/", 1)[0])
-        return ModelType.CHAT_COMPLETION.value
-
-
 async def _answer(
     run_id: int,
     config: RunConfig,
-    mtype: ModelType,
+    prepared: registry.PreparedModel,
+    db: ThreadPoolExecutor,
     row: dict[str, str],
     row_index: int,
     sample: int,
-) -> RunResult:
+) -> tuple[RunResult, _Call | None]:
+    """One row's result, and the model call to record with it (none if cached or unrendered)."""
     result = RunResult(run_id=run_id, row_index=row_index, sample_index=sample)
     try:
         rendered = render(config.prompt, row)
     except StudioError as exc:
         result.error = str(exc)
-        return result
+        return result, None
     result.rendered_prompt = (
         rendered
         if isinstance(rendered, str)
         else "\n".join(f"[{m.role}] {m.content}" for m in rendered)
     )
-    payload = _payload(mtype, rendered, config.parameters)
+    payload = build_payload(prepared.model_type, rendered, config.parameters)
     key = _cache_key(config.model, payload, sample)
     if config.use_cache:
-        cached = await asyncio.to_thread(_cached, key)
+        cached = await asyncio.get_running_loop().run_in_executor(db, _cached, key)
         if cached is not None:
-            result.output, result.cached = _output(cached), True
+            result.output, result.cached = output_text(cached), True
             result.latency_ms = 0.0
-            return result
+            return result, None
     started = time.perf_counter()
     try:
-        with session_scope() as session:
-            response = await registry.aexecute(
-                session=session, ref=config.model, payload=payload, source="run"
-            )
+        response = await registry.acall_prepared(prepared, payload)
     except StudioError as exc:
         result.error = str(exc)
         result.latency_ms = (time.perf_counter() - started) * 1000
-        return result
-    data = response.model_dump(mode="json")
+        return result, _Call(latency_ms=result.latency_ms, error=result.error)
     result.latency_ms = (time.perf_counter() - started) * 1000
-    result.output = _output(data)
+    data = response.model_dump(mode="json")
+    result.output = output_text(data)
     result.prompt_tokens = data.get("prompt_tokens")
     result.response_tokens = data.get("response_tokens")
-    with session_scope() as session:
-        result.cost = cost_for(
-            session=session,
-            names=[config.model, config.model.split("/", 1)[-1]],
-            prompt_tokens=result.prompt_tokens or 0,
-            response_tokens=result.response_tokens or 0,
-        )
-    await asyncio.to_thread(_store_cache, key, config.model, data)
-    return result
+    cache_key = key if config.use_cache else None
+    return result, _Call(latency_ms=result.latency_ms, response=response, cache_key=cache_key)
 
 
 def _cached(key: str) -> dict[str, Any] | None:
     with session_scope() as session:
         row = session.get(ResponseCache, key)
         return dict(row.response) if row is not None else None
-
-
-def _store_cache(key: str, model: str, data: dict[str, Any]) -> None:
-    try:
-        with session_scope() as session:
-            if session.get(ResponseCache, key) is None:
-                session.add(ResponseCache(key=key, model=model, response=data))
-    except IntegrityError:
-        pass  # another worker cached the same call first
 
 
 def run_sync(
