@@ -79,6 +79,7 @@ __all__ = [
     "list_models",
     "list_templates",
     "model_overview",
+    "model_type",
     "prepare_model",
     "record_usage",
     "resolve_model",
