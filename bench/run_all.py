@@ -47,8 +47,12 @@ def run_one(module: str, extra: list[str]) -> tuple[list[Row], str | None]:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return [], f"{module} failed: {' | '.join(tail)}"
-    document = json.loads(proc.stdout.strip().splitlines()[-1])
-    return [Row(**{"target": "", **r}) for r in document["results"]], None
+    text = proc.stdout.strip()
+    start = text.rfind("\n{") + 1  # the JSON document is the last thing printed
+    document = json.loads(text[start:])
+    fields = set(Row.__dataclass_fields__)
+    rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in document["results"]]
+    return rows, None
 
 
 def markdown(sections: list[tuple[str, list[Row]]], when: str, took: float) -> str:
