@@ -1,6 +1,7 @@
 """Gateway overhead and throughput on loopback, and the monitoring query over 1M rows.
 
-    python bench/bench_gateway.py [--requests 2000] [--seconds 5] [--rows 1000000]
+    python bench/bench_gateway.py [--requests 2000] [--seconds 5] [--rounds 3]
+                                  [--rows 1000000] [--skip-http] [--skip-stats]
 
 Three processes share the machine, as the issue asks: a fake OpenAI-compatible
 provider (raw ASGI on uvicorn), the gateway (one uvicorn worker, the real app,
@@ -11,7 +12,12 @@ HTTP/1.1 client on asyncio, so the client costs as little as possible).
    through the gateway minus p50/p99 of the same chat call sent straight to
    the fake provider.
 2. Requests per second through the gateway with 50 concurrent clients.
-3. ``monitoring.request_stats`` over a window holding N logged requests.
+3. ``monitoring.request_stats`` over a window holding N logged requests (the raw
+   rows and their per-minute rollup are written as the request-log writer does).
+
+Each HTTP figure is measured ``--rounds`` times and the median is compared with
+the target; the load average is printed alongside, since other work on the
+machine moves these figures. The last lines are a table of figures vs targets.
 
 Targets (2-core box): +p50 <= 2 ms, +p99 <= 5 ms, >= 450 req/s, stats <= 300 ms.
 """
@@ -190,17 +196,57 @@ def setup_studio(fake_port: int) -> str:
         return api_keys.create_key(session=session, app=app.id, name="bench").secret
 
 
-def bench_http(args: argparse.Namespace, home: str) -> None:
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+class Figures:
+    """The measured figures, printed as one table against the issue's targets."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, name: str, value: float, unit: str, target: float | None, higher: bool) -> None:
+        if target is None:
+            verdict, goal = "", ""
+        else:
+            ok = value >= target if higher else value <= target
+            verdict = "ok" if ok else "MISSED"
+            goal = f"{'>=' if higher else '<='} {target:g}"
+        self.rows.append((name, f"{value:,.2f} {unit}", goal, verdict))
+
+    def print(self) -> None:
+        width = max(len(r[0]) for r in self.rows)
+        print()
+        print(f"{'figure':<{width}}  {'measured':>16}  {'target':>8}  result")
+        print("-" * (width + 38))
+        for name, value, goal, verdict in self.rows:
+            print(f"{name:<{width}}  {value:>16}  {goal:>8}  {verdict}")
+        print(f"load average now: {load_average()}")
+
+
+def bench_http(args: argparse.Namespace, home: str, figures: Figures) -> None:
     fake_port, gw_port = free_port(), free_port()
     env = {**os.environ, "STUDIO_HOME": home}
     procs = [subprocess.Popen([sys.executable, "-c", FAKE_PROVIDER, str(fake_port)], env=env)]
+    done = 0
+    sent = 0
     try:
         wait_port(fake_port)
         key = setup_studio(fake_port)
-        gateway = [sys.executable, "-m", "studio.cli", "serve", "--port", str(gw_port)]
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", "from studio.cli import main; main()", *gateway[3:]],
+                [
+                    sys.executable,
+                    "-c",
+                    "from studio.cli import main; main()",
+                    "serve",
+                    "--port",
+                    str(gw_port),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
             )
@@ -213,28 +259,45 @@ def bench_http(args: argparse.Namespace, home: str) -> None:
         auth = {"authorization": f"Bearer {key}"}
         gw_path = "/v1/endpoints/bench/generate"
 
-        direct = asyncio.run(
-            sequential(fake_port, "/v1/chat/completions", direct_body, {}, args.requests)
-        )
-        via = asyncio.run(sequential(gw_port, gw_path, gw_body, auth, args.requests))
-        d50, d99 = pct(direct, 0.50), pct(direct, 0.99)
-        g50, g99 = pct(via, 0.50), pct(via, 0.99)
-        print(f"1 client, {args.requests} requests each (ms):")
-        print(f"  direct to fake provider   p50 {d50:6.2f}   p99 {d99:6.2f}")
-        print(f"  through the gateway       p50 {g50:6.2f}   p99 {g99:6.2f}")
-        print(
-            f"  added by the gateway      p50 {g50 - d50:6.2f}   p99 {g99 - d99:6.2f}"
-            "   (targets: <= 2, <= 5)"
-        )
-        done, errors = asyncio.run(concurrent(gw_port, gw_path, gw_body, auth, 50, args.seconds))
-        print(
-            f"50 clients for {args.seconds:g} s: {done / args.seconds:7.1f} requests/s "
-            f"({errors} errors)   (target: >= 450)"
-        )
+        added50, added99, rates = [], [], []
+        print(f"1 client, {args.requests} requests per round (ms), load average {load_average()}:")
+        for round_ in range(1, args.rounds + 1):
+            direct = asyncio.run(
+                sequential(fake_port, "/v1/chat/completions", direct_body, {}, args.requests)
+            )
+            via = asyncio.run(sequential(gw_port, gw_path, gw_body, auth, args.requests))
+            sent += len(via) + 200
+            d50, d99 = pct(direct, 0.50), pct(direct, 0.99)
+            g50, g99 = pct(via, 0.50), pct(via, 0.99)
+            added50.append(g50 - d50)
+            added99.append(g99 - d99)
+            print(
+                f"  round {round_}: direct p50 {d50:5.2f} p99 {d99:5.2f} | gateway p50 {g50:5.2f} "
+                f"p99 {g99:5.2f} | added p50 {g50 - d50:5.2f} p99 {g99 - d99:5.2f}"
+            )
+        print(f"50 clients, {args.seconds:g} s per round, load average {load_average()}:")
+        for round_ in range(1, args.rounds + 1):
+            done, errors = asyncio.run(
+                concurrent(gw_port, gw_path, gw_body, auth, 50, args.seconds)
+            )
+            sent += done
+            rates.append(done / args.seconds)
+            print(f"  round {round_}: {done / args.seconds:7.1f} requests/s ({errors} errors)")
         ddone, _ = asyncio.run(
             concurrent(fake_port, "/v1/chat/completions", direct_body, {}, 50, args.seconds)
         )
-        print(f"  (fake provider alone, 50 clients: {ddone / args.seconds:7.1f} requests/s)")
+        ceiling = ddone / args.seconds
+        print(f"  ceiling: the fake provider alone at 50 clients, {ceiling:7.1f} requests/s")
+        figures.add(
+            "added latency p50, 1 client (median)", statistics.median(added50), "ms", 2, False
+        )
+        figures.add(
+            "added latency p99, 1 client (median)", statistics.median(added99), "ms", 5, False
+        )
+        figures.add(
+            "requests/s, 50 clients, 1 worker (median)", statistics.median(rates), "/s", 450, True
+        )
+        figures.add("  ceiling: fake provider alone, 50 clients", ceiling, "/s", None, True)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -246,48 +309,52 @@ def bench_http(args: argparse.Namespace, home: str) -> None:
 
     with session_scope() as session:
         logged = session.exec(select(func.count()).select_from(RequestLog)).one()
-    expected = args.requests + 200 + done  # warm-up included; direct calls bypass it
-    print(f"request log: {logged} rows for {expected} requests served (clean shutdown drained)")
+    print(f"request log: {logged} rows for {sent} requests served (clean shutdown drained)")
 
 
-def bench_stats(rows: int) -> None:
+def bench_stats(rows: int, figures: Figures) -> None:
     from sqlalchemy import insert
 
-    from studio.services.monitoring import epoch_minute, latency_bin, request_stats
-    from studio.store import get_engine, session_scope
+    from studio.services.monitoring import (
+        add_to_rollup,
+        epoch_minute,
+        latency_bin,
+        request_stats,
+    )
+    from studio.store import session_scope
     from studio.store.tables import RequestLog, utcnow
 
-    engine = get_engine()
     now = utcnow()
     rng = random.Random(7)
     started = time.perf_counter()
     batch = 50_000
-    with engine.begin() as conn:
-        for first in range(0, rows, batch):
-            values = []
-            for i in range(first, min(rows, first + batch)):
-                when = now - timedelta(seconds=rng.uniform(0, 24 * 3600))
-                latency = rng.lognormvariate(3.0, 0.6)
-                values.append(
-                    {
-                        "request_id": f"b{i}",
-                        "endpoint_id": None,
-                        "route": "POST /v1/endpoints/bench/generate",
-                        "model": "fake/m",
-                        "status_code": 500 if rng.random() < 0.02 else 200,
-                        "latency_ms": latency,
-                        "model_latency_ms": latency - 1,
-                        "overhead_ms": 1.0,
-                        "prompt_tokens": 9,
-                        "response_tokens": 2,
-                        "cost": 0.00001,
-                        "created_at": when,
-                        "minute": epoch_minute(when),
-                        "latency_bin": latency_bin(latency),
-                    }
-                )
-            conn.execute(insert(RequestLog), values)
-    print(f"inserted {rows} log rows in {time.perf_counter() - started:.1f} s")
+    for first in range(0, rows, batch):
+        values = []
+        for i in range(first, min(rows, first + batch)):
+            when = now - timedelta(seconds=rng.uniform(0, 24 * 3600))
+            latency = rng.lognormvariate(3.0, 0.6)
+            values.append(
+                {
+                    "request_id": f"b{i}",
+                    "endpoint_id": None,
+                    "route": "POST /v1/endpoints/bench/generate",
+                    "model": "fake/m",
+                    "status_code": 500 if rng.random() < 0.02 else 200,
+                    "latency_ms": latency,
+                    "model_latency_ms": latency - 1,
+                    "overhead_ms": 1.0,
+                    "prompt_tokens": 9,
+                    "response_tokens": 2,
+                    "cost": 0.00001,
+                    "created_at": when,
+                    "minute": epoch_minute(when),
+                    "latency_bin": latency_bin(latency),
+                }
+            )
+        with session_scope() as session:  # as the request-log writer does: rows + rollup
+            session.execute(insert(RequestLog), values)
+            add_to_rollup(session=session, rows=values)
+    print(f"inserted {rows} log rows (and their rollup) in {time.perf_counter() - started:.1f} s")
     timings = []
     for _ in range(5):
         with session_scope() as session:
@@ -297,13 +364,22 @@ def bench_stats(rows: int) -> None:
     print(
         f"monitoring stats over 24 h ({stats.totals.requests} requests, {len(stats.buckets)} "
         f"buckets, p50 {stats.totals.p50_ms} ms, p99 {stats.totals.p99_ms} ms): "
-        f"median {statistics.median(timings):.0f} ms, best {min(timings):.0f} ms   "
-        "(target: <= 300)"
+        f"median {statistics.median(timings):.0f} ms, best {min(timings):.0f} ms, "
+        f"load average {load_average()}"
     )
     with session_scope() as session:
         t0 = time.perf_counter()
         request_stats(session=session, since=now - timedelta(hours=1), until=now)
-        print(f"  last hour only: {(time.perf_counter() - t0) * 1000:.0f} ms")
+        hour = (time.perf_counter() - t0) * 1000
+    print(f"  last hour only: {hour:.0f} ms")
+    figures.add(
+        f"monitoring stats, 24 h, {rows:,} requests (median)",
+        statistics.median(timings),
+        "ms",
+        300,
+        False,
+    )
+    figures.add("monitoring stats, last hour", hour, "ms", None, False)
 
 
 def main() -> None:
@@ -311,21 +387,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each HTTP measurement")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-stats", action="store_true")
     args = parser.parse_args()
+    print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
+    figures = Figures()
     with tempfile.TemporaryDirectory() as home:
         os.environ["STUDIO_HOME"] = home
         os.environ.pop("DATABASE_URL", None)
         if not args.skip_http:
-            bench_http(args, home)
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["STUDIO_HOME"] = home
-        from studio.settings import reset_settings
-        from studio.store import reset_engine
+            bench_http(args, home, figures)
+    if not args.skip_stats:
+        with tempfile.TemporaryDirectory() as home:
+            os.environ["STUDIO_HOME"] = home
+            from studio.settings import reset_settings
+            from studio.store import reset_engine
 
-        reset_settings()
-        reset_engine()
-        bench_stats(args.rows)
+            reset_settings()
+            reset_engine()
+            bench_stats(args.rows, figures)
+    figures.print()
 
 
 if __name__ == "__main__":

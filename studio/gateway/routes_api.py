@@ -192,7 +192,7 @@ def stats(
     session: SessionDep,
     endpoint: str | None = None,
     minutes: int = Query(60, ge=1, le=60 * 24 * 90),
-    bucket_minutes: int | None = Query(None, ge=1),
+    bucket_minutes: int | None = Query(None, ge=1, le=60 * 24 * 90),
 ) -> monitoring.MonitoringStats:
     """Requests per minute, error rate, tokens, cost and latency percentiles."""
     now = utcnow()

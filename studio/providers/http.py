@@ -31,6 +31,7 @@ from studio.errors import (
     ProviderUnavailableError,
 )
 from studio.providers.base import Provider
+from studio.providers.http_pool import ConnectionPool, pool_target
 
 __all__ = ["HTTPProvider", "parse_retry_after"]
 
@@ -75,6 +76,11 @@ class HTTPProvider(Provider):
         self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        # Plain-http servers without a custom transport get the lean keep-alive pool.
+        self._target = pool_target(self.base_url) if self.transport is None else None
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- subclasses customise these -------------------------------------------
 
@@ -117,6 +123,35 @@ class HTTPProvider(Provider):
             self._clients[loop] = client
         return client
 
+    def _pool(self) -> ConnectionPool | None:
+        if self._target is None:
+            return None
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            host, port, _ = self._target
+            pool = ConnectionPool(host, port, max_idle=self.options.concurrency)
+            self._pools[loop] = pool
+        return pool
+
+    async def _http_request(
+        self, method: str, path: str, json_body: Any, headers: dict[str, str]
+    ) -> httpx.Response:
+        pool = self._pool()
+        if pool is None or self._target is None:
+            return await self._client().request(method, path, json=json_body, headers=headers)
+        body = b""
+        if json_body is not None:
+            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", **headers}
+        return await pool.request(
+            method,
+            self._target[2] + (path if path.startswith("/") else "/" + path),
+            body=body,
+            headers=headers,
+            timeout_s=self.options.timeout_s,
+        )
+
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         sem = self._limits.get(loop)
@@ -133,6 +168,9 @@ class HTTPProvider(Provider):
         client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
+        pool = self._pools.pop(loop, None)
+        if pool is not None:
+            await pool.aclose()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -176,9 +214,7 @@ class HTTPProvider(Provider):
     ) -> Any:
         all_headers = {**self.auth_headers(), **(headers or {})}
         try:
-            response = await self._client().request(
-                method, path, json=json_body, headers=all_headers
-            )
+            response = await self._http_request(method, path, json_body, all_headers)
         except httpx.TimeoutException as exc:
             raise _Transient(
                 ProviderTimeoutError(

@@ -56,6 +56,7 @@ __all__ = [
     "RevisionPublic",
     "call_model",
     "clear_endpoint_cache",
+    "default_endpoint_name",
     "deploy",
     "endpoint_history",
     "generate",
@@ -147,9 +148,14 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def _default_name(app: App, variant: Variant) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", f"{app.name}-{variant.name}".lower()).strip("-._")
+def default_endpoint_name(app_name: str, variant_name: str) -> str:
+    """The name :func:`deploy` uses when none is given: ``<app>-<variant>`` as a slug."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", f"{app_name}-{variant_name}".lower()).strip("-._")
     return (slug or "endpoint")[:100]
+
+
+def _default_name(app: App, variant: Variant) -> str:
+    return default_endpoint_name(app.name, variant.name)
 
 
 def _public(session: Session, row: Endpoint) -> EndpointPublic:
@@ -404,6 +410,8 @@ def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | No
         cached = _runtimes.get(key)
     if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
         runtime = cached[1]
+    elif not NAME_PATTERN.match(key):
+        runtime = None  # no endpoint can have this name: no database round trip
     else:
         with session_scope() as session:
             runtime = _load_runtime(session, key)
@@ -423,6 +431,8 @@ def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, tuple[flo
         cached = _models.get(ref)
     if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
         return cached[1], cached[2]
+    if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
+        raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
     with session_scope() as session:
         prepared = registry.prepare_model(
             session=session, ref=ref, payload=CHAT_PROBE if payload is None else payload

@@ -2,12 +2,15 @@
 
 * :func:`request_stats` gives requests per minute, error rate, tokens, cost and
   latency p50/p95/p99, overall and per time bucket, for a window and optionally
-  one endpoint. It is one SQL aggregation over the covering index
-  ``ix_requestlog_stats``: rows are grouped by (bucket, latency class), so the
-  database returns at most buckets x classes rows whatever the traffic, and
-  the percentiles are read from those histograms. Latency classes are 5% wide
-  on a log scale (:func:`latency_bin`), so a percentile is within about 2.5% of
-  the exact value.
+  one endpoint. It reads the per-minute rollup
+  (:class:`~studio.store.tables.RequestRollup`), never the raw log: one row per
+  (minute, endpoint, latency class), kept up to date by :func:`add_to_rollup`,
+  which the gateway's request-log writer calls in the same transaction as it
+  inserts the raw rows (an upsert, so several workers sharing PostgreSQL add to
+  the same rows). A day of traffic is at most minutes x classes rows whatever
+  the number of requests, and the percentiles are read from those histograms.
+  Latency classes are 5% wide on a log scale (:func:`latency_bin`), so a
+  percentile is within about 2.5% of the exact value.
 * :func:`list_requests` and :func:`get_request`: the recent-requests table with
   filters (status, time, text) and one request in detail.
 * :func:`usage_by_day`: requests, tokens and cost per day, endpoint and model.
@@ -16,6 +19,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections import defaultdict
@@ -24,10 +29,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import case, func, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from studio.errors import NotFoundError
-from studio.store.tables import Endpoint, RequestLog, utcnow
+from studio.errors import ConflictError, NotFoundError
+from studio.services.datasets import (
+    DatasetError,
+    latest_version,
+    load_rows,
+    save_edited_version,
+    upload_dataset,
+)
+from studio.store.tables import (
+    Dataset,
+    DatasetVersion,
+    Endpoint,
+    RequestLog,
+    RequestRollup,
+    utcnow,
+)
 
 __all__ = [
     "MonitoringStats",
@@ -35,6 +55,7 @@ __all__ = [
     "RequestSummary",
     "StatsBucket",
     "UsageDay",
+    "add_to_rollup",
     "bin_latency_ms",
     "epoch_minute",
     "get_request",
@@ -42,6 +63,7 @@ __all__ = [
     "list_requests",
     "request_inputs",
     "request_stats",
+    "requests_to_dataset",
     "usage_by_day",
 ]
 
@@ -67,6 +89,51 @@ def epoch_minute(when: datetime) -> int:
 
 def _from_minute(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, tz=UTC)
+
+
+# -- the rollup -----------------------------------------------------------------------
+
+_ROLLUP_KEY = ("minute", "endpoint_id", "latency_bin")
+_ROLLUP_SUMS = ("requests", "errors", "prompt_tokens", "response_tokens", "cost")
+
+
+def add_to_rollup(*, session: Session, rows: list[dict[str, Any]]) -> int:
+    """Add raw request-log rows (dicts with ``minute``, ``endpoint_id``, ``latency_bin``,
+    ``status_code``, tokens and cost) to the per-minute rollup; returns the rollup rows
+    touched.
+
+    Call it in the transaction that inserts those rows, with exactly the rows that
+    were inserted, so the rollup counts each request once. Rows are upserted in key
+    order, so concurrent writers (several workers on PostgreSQL) add up without
+    deadlocking.
+    """
+    totals: dict[tuple[int, int, int], list[Any]] = {}
+    for row in rows:
+        key = (int(row["minute"]), int(row.get("endpoint_id") or 0), int(row["latency_bin"]))
+        acc = totals.get(key)
+        if acc is None:
+            acc = totals[key] = [0, 0, 0, 0, 0.0]
+        acc[0] += 1
+        acc[1] += row["status_code"] >= 400
+        acc[2] += row.get("prompt_tokens") or 0
+        acc[3] += row.get("response_tokens") or 0
+        acc[4] += row.get("cost") or 0.0
+    if not totals:
+        return 0
+    values = [
+        {**dict(zip(_ROLLUP_KEY, key, strict=True)), **dict(zip(_ROLLUP_SUMS, acc, strict=True))}
+        for key, acc in sorted(totals.items())
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = RequestRollup.__table__  # type: ignore[attr-defined]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_ROLLUP_KEY),
+        set_={name: table.c[name] + stmt.excluded[name] for name in _ROLLUP_SUMS},
+    )
+    session.connection().execute(stmt, values)  # Core executemany, not the ORM bulk path
+    return len(values)
 
 
 class StatsBucket(BaseModel):
@@ -129,42 +196,51 @@ def request_stats(
     until = until or utcnow()
     first, last = epoch_minute(since), epoch_minute(until) + 1
     span = max(1, last - first)
-    width = bucket_minutes or max(1, math.ceil(span / 60))
-    bucket = ((col(RequestLog.minute) - first) // width).label("bucket")
-    is_error = case((col(RequestLog.status_code) >= 400, 1), else_=0)
+    width = min(bucket_minutes or max(1, math.ceil(span / 60)), span)
+    bucket = ((col(RequestRollup.minute) - first) // width).label("bucket")
     stmt: Any = (
         select(  # type: ignore[call-overload]
             bucket,
-            RequestLog.latency_bin,
-            func.count(),
-            func.sum(is_error),
-            func.sum(RequestLog.prompt_tokens),
-            func.sum(RequestLog.response_tokens),
-            func.sum(RequestLog.cost),
+            RequestRollup.latency_bin,
+            func.sum(RequestRollup.requests),
+            func.sum(RequestRollup.errors),
+            func.sum(RequestRollup.prompt_tokens),
+            func.sum(RequestRollup.response_tokens),
+            func.sum(RequestRollup.cost),
         )
-        .where(col(RequestLog.minute) >= first, col(RequestLog.minute) < last)
-        .group_by(bucket, RequestLog.latency_bin)
+        .where(col(RequestRollup.minute) >= first, col(RequestRollup.minute) < last)
+        .group_by(bucket, RequestRollup.latency_bin)
     )
     if endpoint_id is not None:
-        stmt = stmt.where(RequestLog.endpoint_id == endpoint_id)
-    buckets: dict[int, StatsBucket] = {}
+        stmt = stmt.where(RequestRollup.endpoint_id == endpoint_id)
+    # Plain lists while summing (pydantic attribute writes are slow at this volume).
+    sums: dict[int, list[Any]] = {}  # bucket -> [requests, errors, ptok, rtok, cost]
     histograms: dict[int, dict[int, int]] = defaultdict(dict)
     overall: dict[int, int] = defaultdict(int)
     for b, lbin, count, errors, ptok, rtok, cost in session.exec(stmt).all():
-        index = int(b)
-        row = buckets.get(index)
-        if row is None:
-            row = buckets[index] = StatsBucket(start=_from_minute(first + index * width))
-        row.requests += int(count)
-        row.errors += int(errors or 0)
-        row.prompt_tokens += int(ptok or 0)
-        row.response_tokens += int(rtok or 0)
-        row.cost += float(cost or 0.0)
-        histograms[index][int(lbin)] = histograms[index].get(int(lbin), 0) + int(count)
-        overall[int(lbin)] += int(count)
+        index, lbin, count = int(b), int(lbin), int(count)
+        acc = sums.get(index)
+        if acc is None:
+            acc = sums[index] = [0, 0, 0, 0, 0.0]
+        acc[0] += count
+        acc[1] += int(errors or 0)
+        acc[2] += int(ptok or 0)
+        acc[3] += int(rtok or 0)
+        acc[4] += float(cost or 0.0)
+        hist = histograms[index]
+        hist[lbin] = hist.get(lbin, 0) + count
+        overall[lbin] += count
     series = []
     for index in range(math.ceil(span / width)):
-        row = buckets.get(index) or StatsBucket(start=_from_minute(first + index * width))
+        acc = sums.get(index, [0, 0, 0, 0, 0.0])
+        row = StatsBucket(
+            start=_from_minute(first + index * width),
+            requests=acc[0],
+            errors=acc[1],
+            prompt_tokens=acc[2],
+            response_tokens=acc[3],
+            cost=acc[4],
+        )
         series.append(_fill(row, histograms.get(index, {}), width))
     totals = StatsBucket(
         start=_from_minute(first),
@@ -275,6 +351,66 @@ def request_inputs(*, session: Session, request_ids: list[str]) -> list[dict[str
         if isinstance(inputs, dict) and inputs:
             out.append({str(k): "" if v is None else str(v) for k, v in inputs.items()})
     return out
+
+
+def requests_to_dataset(
+    *,
+    session: Session,
+    app_id: int,
+    request_ids: list[str],
+    dataset_id: int | None = None,
+    name: str | None = None,
+) -> DatasetVersion:
+    """Turn logged requests into test rows: a new version of dataset ``dataset_id`` with the
+    requests' ``inputs`` appended (new columns added), or a new dataset called ``name``."""
+    rows = request_inputs(session=session, request_ids=request_ids)
+    if not rows:
+        raise DatasetError(
+            "None of the chosen requests has template inputs to turn into rows.",
+            hint="Only calls that send 'inputs' (an endpoint's generate route, or the "
+            "OpenAI-compatible routes with an 'inputs' field) can become dataset rows.",
+        )
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    note = f"added {len(rows)} logged request(s) from the gateway"
+    if dataset_id is not None:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None or dataset.app_id != app_id:
+            raise NotFoundError(
+                f"No dataset {dataset_id} in this app.", hint="Pick one of the app's datasets."
+            )
+        base = latest_version(session=session, dataset_id=dataset_id)
+        assert base.id is not None
+        merged = list(base.columns) + [c for c in columns if c not in base.columns]
+        existing = load_rows(session=session, version_id=base.id)
+        return save_edited_version(
+            session=session, version_id=base.id, rows=existing + rows, columns=merged, note=note
+        )
+    clean = (name or "").strip()
+    taken = session.exec(
+        select(Dataset).where(Dataset.app_id == app_id, Dataset.name == clean)
+    ).first()
+    if clean and taken is not None:
+        raise ConflictError(
+            f"This app already has a dataset called '{clean}'.",
+            hint="Add the requests to that dataset instead, or pick another name.",
+        )
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    version = upload_dataset(
+        session=session,
+        app_id=app_id,
+        name=clean,
+        data=out.getvalue().encode("utf-8"),
+        filename="gateway-requests.csv",
+    )
+    version.note = note
+    session.add(version)
+    session.flush()
+    return version
 
 
 # -- usage by day -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "ModelTemplate",
     "ProviderConnection",
     "RequestLog",
+    "RequestRollup",
     "ResponseCache",
     "Run",
     "RunResult",
@@ -283,6 +284,33 @@ class RequestLog(SQLModel, table=True):
     request_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class RequestRollup(SQLModel, table=True):
+    """Per-minute totals of the request log: one row per (minute, endpoint, latency class).
+
+    The gateway's request-log writer adds to these rows (an upsert) in the same
+    transaction as the raw :class:`RequestLog` rows, so the monitoring statistics
+    read a few thousand rows instead of every request. ``endpoint_id`` is 0 for
+    requests that reached no endpoint (the model API, errors before routing).
+    """
+
+    minute: int = Field(
+        primary_key=True,
+        sa_column_kwargs={"autoincrement": False},
+        description="whole minutes since the epoch",
+    )
+    endpoint_id: int = Field(default=0, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    latency_bin: int = Field(
+        primary_key=True,
+        sa_column_kwargs={"autoincrement": False},
+        description="log-scale latency class",
+    )
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    cost: float = 0.0
 
 
 # -- model layer: connections, templates, models, deployments -------------------------

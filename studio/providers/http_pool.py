@@ -1,0 +1,311 @@
+"""A lean keep-alive HTTP/1.1 client for providers reached over plain ``http://``.
+
+Local model servers (vLLM, llama.cpp, Ollama, the studio's own fakes) are
+called many times a second from the gateway's event loop. ``httpx`` spends
+most of a loopback call in its generic machinery (connection-pool scans that
+poll every idle socket, cookie handling, URL merging, per-call async-library
+detection), so :class:`HTTPProvider` sends plain-http JSON calls through this
+pool instead: one event loop's idle connections in a stack, reused until the
+server closes them. TLS, proxies and custom transports (tests) still go
+through ``httpx``.
+
+Failures raise the ``httpx`` exception classes the provider already maps
+(``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
+``RemoteProtocolError``), so retries and error messages are the same either
+way. A reused connection that the server had closed while idle is retried
+once on a fresh connection before anything is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+import zlib
+from collections import deque
+from typing import cast
+from urllib.parse import urlsplit
+
+import httpx
+
+__all__ = ["ConnectionPool", "pool_target"]
+
+MAX_HEADER_BYTES = 64 * 1024
+USER_AGENT = "prompt-studio"
+
+
+def pool_target(base_url: str | None) -> tuple[str, int, str] | None:
+    """``(host, port, path prefix)`` when ``base_url`` can use the pool, else None.
+
+    Only plain ``http://`` URLs qualify, and only when no proxy is configured
+    for them (``HTTP_PROXY`` and friends are honoured by going through httpx).
+    """
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or not parts.hostname or parts.query or parts.fragment:
+        return None
+    if parts.username or parts.password:
+        return None
+    proxies = urllib.request.getproxies()
+    if ("http" in proxies or "all" in proxies) and not urllib.request.proxy_bypass(parts.hostname):
+        return None
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return None
+    return parts.hostname, port, parts.path.rstrip("/")
+
+
+class _Connection(asyncio.Protocol):
+    """One socket, read through a small buffer (a Protocol: no StreamWriter that would
+    try to close itself on a loop that has already closed)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    # -- protocol callbacks --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return (
+            self.transport is not None
+            and not self.transport.is_closing()
+            and not self.eof
+            and not self.buffer  # bytes nobody asked for: the connection is out of step
+        )
+
+    async def _more(self) -> None:
+        if self.eof:
+            raise asyncio.IncompleteReadError(bytes(self.buffer), None)
+        self.waiter = self.loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    async def readuntil(self, separator: bytes, limit: int = MAX_HEADER_BYTES) -> bytes:
+        start = 0
+        while True:
+            found = self.buffer.find(separator, start)
+            if found >= 0:
+                end = found + len(separator)
+                data = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                return data
+            if len(self.buffer) > limit:
+                raise asyncio.LimitOverrunError("separator not found within the limit", 0)
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            await self._more()
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            await self._more()
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def read_to_eof(self) -> bytes:
+        while not self.eof:
+            await self._more()
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _ServerClosed(Exception):
+    """The server closed the connection before sending a single byte of answer."""
+
+
+class ConnectionPool:
+    """Keep-alive connections to one ``host:port``, for one event loop."""
+
+    def __init__(self, host: str, port: int, *, max_idle: int = 64) -> None:
+        self.host = host
+        self.port = port
+        self.max_idle = max_idle
+        self._host_header = (host if ":" not in host else f"[{host}]") + (
+            f":{port}" if port != 80 else ""
+        )
+        self._idle: deque[_Connection] = deque()
+        self.opened = 0  # connections opened so far (tests and benchmarks read it)
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        timeout_s: float,
+    ) -> httpx.Response:
+        """Send one request and read the whole answer (within ``timeout_s``)."""
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+            f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+            + (f"Content-Length: {len(body)}\r\n\r\n" if body or method != "GET" else "\r\n")
+        ).encode("latin-1")
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.usable:
+                conn.close()
+                continue
+            try:
+                return await self._exchange(conn, method, head, body, timeout_s)
+            except _ServerClosed:
+                continue  # closed while idle: try the next one, or a fresh connection
+        conn = await self._connect(timeout_s)
+        try:
+            return await self._exchange(conn, method, head, body, timeout_s)
+        except _ServerClosed:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response."
+            ) from None
+
+    async def aclose(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    async def _connect(self, timeout_s: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop), self.host, self.port
+                )
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"no connection within {timeout_s:g}s") from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        self.opened += 1
+        return conn
+
+    async def _exchange(
+        self, conn: _Connection, method: str, head: bytes, body: bytes, timeout_s: float
+    ) -> httpx.Response:
+        keep = False
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn.write(head + body)
+                try:
+                    first = await conn.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError as exc:
+                    if not exc.partial:
+                        raise _ServerClosed from exc
+                    raise
+                except (ConnectionResetError, BrokenPipeError) as exc:
+                    raise _ServerClosed from exc
+                response, keep = await self._read_response(conn, first, method)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(f"no answer within {timeout_s:g}s") from exc
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise httpx.ReadError(
+                f"the connection broke during the answer ({type(exc).__name__})"
+            ) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise httpx.RemoteProtocolError("the answer's headers are too large") from exc
+        except ValueError as exc:
+            raise httpx.RemoteProtocolError(f"malformed HTTP answer ({exc})") from exc
+        finally:
+            if keep and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+            else:
+                conn.close()
+        return response
+
+    @staticmethod
+    async def _read_response(
+        reader: _Connection, raw: bytes, method: str
+    ) -> tuple[httpx.Response, bool]:
+        while True:
+            lines = raw[:-4].decode("latin-1").split("\r\n")
+            version, _, rest = lines[0].partition(" ")
+            if not version.startswith("HTTP/1."):
+                raise ValueError(f"status line {lines[0][:80]!r}")
+            status = int(rest[:3])
+            if not 100 <= status < 200 or status == 101:
+                break
+            raw = await reader.readuntil(b"\r\n\r\n")  # skip interim answers (100 Continue)
+        headers: list[tuple[str, str]] = []
+        length: int | None = None
+        chunked = False
+        connection = ""
+        encoding = ""
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError(f"header line {line[:80]!r}")
+            name, value = name.strip(), value.strip()
+            lower = name.lower()
+            if lower == "content-length":
+                length = int(value)
+            elif lower == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif lower == "connection":
+                connection = value.lower()
+            elif lower == "content-encoding":
+                encoding = value.lower()
+            headers.append((name, value))
+        keep = (version == "HTTP/1.1" and "close" not in connection) or (
+            version == "HTTP/1.0" and "keep-alive" in connection
+        )
+        if method == "HEAD" or status in (204, 304):
+            content = b""
+        elif chunked:
+            content = await _read_chunked(reader)
+        elif length is not None:
+            content = await reader.readexactly(length)
+        else:
+            content, keep = await reader.read_to_eof(), False
+        if encoding in ("gzip", "deflate") and content:
+            content = zlib.decompress(content, 47 if encoding == "gzip" else zlib.MAX_WBITS)
+            headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+        return httpx.Response(status, headers=headers, content=content), keep
+
+
+async def _read_chunked(reader: _Connection) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass  # trailers
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
