@@ -208,6 +208,7 @@ class Figures:
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str, str]] = []
+        self.records: list[dict[str, object]] = []  # for --json (bench/run_all.py)
 
     def add(self, name: str, value: float, unit: str, target: float | None, higher: bool) -> None:
         if target is None:
@@ -217,6 +218,9 @@ class Figures:
             verdict = "ok" if ok else "MISSED"
             goal = f"{'>=' if higher else '<='} {target:g}"
         self.rows.append((name, f"{value:,.2f} {unit}", goal, verdict))
+        self.records.append(
+            {"metric": name, "value": value, "unit": unit, "target": goal, "detail": verdict}
+        )
 
     def print(self) -> None:
         width = max(len(r[0]) for r in self.rows)
@@ -390,6 +394,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each HTTP measurement")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-stats", action="store_true")
+    parser.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
     print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
     figures = Figures()
@@ -408,6 +413,8 @@ def main() -> None:
             reset_engine()
             bench_stats(args.rows, figures)
     figures.print()
+    if args.json:
+        print(json.dumps({"machine": f"{os.cpu_count()} CPUs", "results": figures.records}))
 
 
 if __name__ == "__main__":
