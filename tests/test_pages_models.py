@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from studio import registry
@@ -21,6 +22,7 @@ from studio.model_specs import ModelCreate
 from studio.providers.builtin import smollm2_gguf
 from studio.schemas import ActionContext, AgentAction, AgentResponse, ToolRequest
 from studio.store import session_scope
+from studio.store.tables import ProviderConnection
 from studio.usage import usage_statistics
 from tests.providers.fakes import FakeServer, Step, chat_body
 
@@ -183,7 +185,12 @@ def test_add_connection_see_models_in_zoo_and_chat_key_never_shown(
     assert SECRET not in rendered and SECRET[-12:] not in rendered
     assert SECRET not in repr(at.session_state.to_dict())
     assert SECRET not in caplog.text
-    assert SECRET not in (Path.cwd() / "studio-home" / "studio.db").read_bytes().decode("latin-1")
+    with session_scope() as session:  # stored encrypted, on SQLite and PostgreSQL alike
+        stored = " ".join(str(r.model_dump()) for r in session.exec(select(ProviderConnection)))
+    assert "api_key_encrypted" in stored and SECRET not in stored
+    database = Path.cwd() / "studio-home" / "studio.db"
+    if database.exists():  # SQLite: not in the file's bytes either
+        assert SECRET not in database.read_bytes().decode("latin-1")
 
 
 def test_test_connection_reports_the_provider_error(server: OpenAIStyleServer) -> None:

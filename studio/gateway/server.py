@@ -22,6 +22,11 @@ __all__ = ["base_url", "ensure_embedded_gateway", "serve"]
 
 log = logging.getLogger(__name__)
 
+# Idle keep-alive connections stay open this long. uvicorn's 5 s default lets a busy
+# client's next request race the server closing the connection (the client then
+# sees a dropped connection); 30 s keeps clients and proxies on reused connections.
+KEEP_ALIVE_S = 30
+
 _embedded_lock = threading.Lock()
 _embedded: tuple[uvicorn.Server, threading.Thread] | None = None
 
@@ -73,6 +78,7 @@ def serve(host: str | None = None, port: int | None = None, workers: int = 1) ->
         http=_http(),
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 
@@ -98,6 +104,7 @@ def ensure_embedded_gateway(timeout_s: float = 10.0) -> str:
             http=_http(),
             log_level="warning",
             access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="studio-gateway", daemon=True)

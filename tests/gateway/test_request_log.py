@@ -17,6 +17,7 @@ from sqlmodel import Session, func, select
 
 from studio.gateway import create_app
 from studio.gateway.request_log import RequestLogger
+from studio.gateway.server import KEEP_ALIVE_S
 from studio.settings import reset_settings
 from studio.store import session_scope
 from studio.store.tables import ModelCall, RequestLog
@@ -36,7 +37,11 @@ class LiveServer:
         self.port = _free_port()
         self.logger = RequestLogger(interval_s=0.05)
         config = uvicorn.Config(
-            create_app(logger=self.logger), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(logger=self.logger),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
