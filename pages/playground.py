@@ -29,6 +29,7 @@ from studio.ui.playground_editor import (
 from studio.ui.playground_run import progress_panel, results_panel, runs_picker, start_job
 
 SAMPLE = EXAMPLES["marketing"]
+CONCURRENCY = 8  # parallel calls a new run starts with
 
 page_header(
     "Playground",
@@ -42,9 +43,6 @@ for key, default in (
     ("pg_flash", None),
     ("pg_flash_error", None),
     ("pg_try", None),
-    ("pg_concurrency", 8),
-    ("pg_samples", 1),
-    ("pg_fresh", False),
     ("pg_save_note", ""),
 ):
     if key not in st.session_state:
@@ -229,9 +227,9 @@ def _generate() -> None:
             model=config.model,
             prompt=config.prompt,
             parameters=config.parameter_dict(),
-            concurrency=int(st.session_state.pg_concurrency),
-            samples=int(st.session_state.pg_samples),
-            use_cache=not st.session_state.pg_fresh,
+            concurrency=int(st.session_state.get("pg_concurrency", CONCURRENCY)),
+            samples=int(st.session_state.get("pg_samples", 1)),
+            use_cache=not st.session_state.get("pg_fresh", False),
         )
         with studio_session() as session:
             run = create_run(
@@ -251,12 +249,20 @@ def _generate() -> None:
 st.divider()
 st.subheader("Generate")
 g1, g2, g3, g4 = st.columns([1, 1, 1, 2])
+# These widgets take their defaults from `value`, not from presets in session state: a
+# browser journey once saw "Parallel calls" drawn at its minimum after its preset was lost.
 g1.number_input(
-    "Parallel calls", 1, 128, key="pg_concurrency", help="How many rows are sent at once."
+    "Parallel calls",
+    1,
+    128,
+    value=CONCURRENCY,
+    key="pg_concurrency",
+    help="How many rows are sent at once.",
 )
-g2.number_input("Samples per row", 1, 20, key="pg_samples")
+g2.number_input("Samples per row", 1, 20, value=1, key="pg_samples")
 g3.checkbox(
     "Fresh samples",
+    value=False,
     key="pg_fresh",
     help="Ask the model again even when an identical call was answered before.",
 )

@@ -60,6 +60,7 @@ def test_first_run_generate_over_a_sample_csv_save_and_download(
         timeout=30_000
     )
     max_tokens = page.get_by_role("spinbutton", name="Max tokens")
+    assert max_tokens.input_value() == "128"  # the editor's default survived the first renders
     max_tokens.fill("24")
     max_tokens.press("Enter")
     page.wait_for_timeout(1_000)
