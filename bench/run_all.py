@@ -60,7 +60,7 @@ def markdown(sections: list[tuple[str, list[Row]]], when: str, took: float) -> s
         "# Benchmarks",
         "",
         f"Recorded {when} by `python -m bench.run_all --write docs/benchmarks.md` "
-        f"on {machine()} (load average before the run: {os.getloadavg()[0]:.2f}); "
+        f"on {machine()} (1-minute load average as the run ended: {os.getloadavg()[0]:.2f}); "
         f"the whole run took {took / 60:.1f} minutes. Every figure below comes from that "
         "command; rerun it to refresh this page.",
         "",
