@@ -225,3 +225,39 @@ def test_an_empty_prompt_is_refused_with_a_sentence(app_with_data: int) -> None:
     at.button(key="pg_generate").click().run()
     assert not at.exception
     assert any("The prompt is empty." in e.value for e in at.error)
+
+
+def test_large_results_are_shown_a_page_at_a_time(mock_provider: Any) -> None:
+    from studio.services.runs import RunConfig, create_run
+    from studio.store.tables import RunResult
+    from studio.templates import PromptTemplate
+
+    data = "question\n" + "".join(f"q{i}\n" for i in range(1200))
+    with session_scope() as session:
+        app = create_app(session=session, name="Big")
+        assert app.id is not None
+        version = upload_dataset(
+            session=session, app_id=app.id, name="big", data=data.encode(), filename="big.csv"
+        )
+        run = create_run(
+            session=session,
+            app_id=app.id,
+            dataset_version_id=version.id,
+            config=RunConfig(model="mock/echo", prompt=PromptTemplate.completion("{{question}}")),
+        )
+        run.status = "done"
+        assert run.id is not None
+        session.add_all(
+            RunResult(
+                run_id=run.id, row_index=i, output=f"a{i}", prompt_tokens=1, response_tokens=2
+            )
+            for i in range(1200)
+        )
+    at = _open()
+    assert len(at.dataframe[0].value) == 1000
+    assert at.metric[0].value == "1200 / 1200"
+    assert at.metric[2].value == "3600"  # the totals count every row, not just the page
+    at.number_input(key=f"pg_results_page_{run.id}").set_value(2).run()
+    page = at.dataframe[0].value
+    assert list(page["row"])[:2] == [1001, 1002] and len(page) == 200
+    assert any("Rows 1001 to 1200 of 1200" in c.value for c in at.caption)

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from studio import registry
@@ -78,8 +80,17 @@ def get_run(*, session: Session, run_id: int) -> Run:
 
 
 def summarize(*, session: Session, run: Run) -> RunSummary:
+    """The run's figures, added up by the database (a run may hold 100,000 results)."""
     assert run.id is not None
-    results = list_results(session=session, run_id=run.id)
+    rows, errors, prompt_tokens, response_tokens, cost = session.execute(
+        sa_select(
+            func.count(col(RunResult.id)),
+            func.count(col(RunResult.error)),
+            func.coalesce(func.sum(RunResult.prompt_tokens), 0),
+            func.coalesce(func.sum(RunResult.response_tokens), 0),
+            func.coalesce(func.sum(RunResult.cost), 0.0),
+        ).where(col(RunResult.run_id) == run.id)
+    ).one()
     version = session.get(DatasetVersion, run.dataset_version_id)
     dataset = session.get(Dataset, version.dataset_id) if version is not None else None
     return RunSummary(
@@ -89,12 +100,12 @@ def summarize(*, session: Session, run: Run) -> RunSummary:
         dataset=dataset.name if dataset is not None else "(deleted)",
         dataset_version=version.version if version is not None else 0,
         variant_version_id=run.variant_version_id,
-        rows=len(results),
+        rows=rows,
         total=run.total_rows * run.samples,
-        errors=sum(1 for r in results if r.error),
-        prompt_tokens=sum(r.prompt_tokens or 0 for r in results),
-        response_tokens=sum(r.response_tokens or 0 for r in results),
-        cost=sum(r.cost or 0.0 for r in results),
+        errors=errors,
+        prompt_tokens=int(prompt_tokens),
+        response_tokens=int(response_tokens),
+        cost=float(cost),
         created_at=run.created_at,
     )
 

@@ -21,6 +21,8 @@ from studio.ui.common import show_error, studio_session
 
 __all__ = ["progress_panel", "results_panel", "runs_picker", "start_job"]
 
+PAGE_ROWS = 1000  # results drawn at once; sending 10,000 rows to the browser takes ~1 s
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -208,8 +210,21 @@ def results_panel(run_id: int) -> None:
     if not table.records:
         st.info("No rows answered yet. Press Resume to continue this run.")
         return
+    records = table.records
+    pages = -(-len(records) // PAGE_ROWS)
+    if pages > 1:
+        key = f"pg_results_page_{run_id}"
+        if not 1 <= st.session_state.get(key, 0) <= pages:
+            st.session_state[key] = 1
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, key=key))
+        first = (page - 1) * PAGE_ROWS
+        records = records[first : first + PAGE_ROWS]
+        st.caption(
+            f"Rows {first + 1} to {first + len(records)} of {len(table.records)}; "
+            "the downloads hold every row."
+        )
     st.dataframe(
-        _frame(table.columns, table.records),
+        _frame(table.columns, records),
         hide_index=True,
         width="stretch",
         column_config={
