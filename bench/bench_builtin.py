@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TypeVar
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/bench_builtin.py`
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.common import Row, report
 from studio.providers.builtin import SMOLLM2_THREADS, BuiltinProvider
 from studio.providers.local import clear_loaded_models, loaded_models
 from studio.schemas import (
@@ -44,14 +45,6 @@ GENERATION_PROMPTS = [
 SUBJECTS = ["The cat", "A new phone", "Our team", "The river", "This recipe", "My neighbour"]
 VERBS = ["loves", "needs", "ignores", "improves", "explains", "finds"]
 OBJECTS = ["fresh bread", "the quarterly report", "a quiet evening", "cold weather", "jazz"]
-
-
-@dataclass
-class Row:
-    metric: str
-    value: float
-    unit: str
-    detail: str
 
 
 def sentences(n: int) -> list[str]:
@@ -152,21 +145,6 @@ async def bench(max_tokens: int, n_sentences: int, n_chunks: int, repeat: int) -
     return rows
 
 
-def table(rows: list[Row]) -> str:
-    head = ("metric", "value", "unit", "detail")
-    cells = [(r.metric, f"{r.value:,.2f}", r.unit, r.detail) for r in rows]
-    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
-    lines = []
-    for i, cell in enumerate([head, *cells]):
-        metric, value, unit, detail = cell
-        lines.append(
-            f"{metric:<{widths[0]}}  {value:>{widths[1]}}  {unit:<{widths[2]}}  {detail}".rstrip()
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -177,13 +155,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = asyncio.run(bench(args.max_tokens, args.sentences, args.chunks, args.repeat))
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    machine += f"; median of {args.repeat} runs"
-    if args.json:
-        print(json.dumps({"machine": machine, "results": [asdict(r) for r in rows]}, indent=2))
-    else:
-        print(f"Built-in models on {machine}\n")
-        print(table(rows))
+    report(f"Built-in models (median of {args.repeat} runs)", rows, args.json)
 
 
 if __name__ == "__main__":

@@ -24,31 +24,22 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Row, report  # noqa: E402
 from tests.providers.fakes import FaultyOpenAIServer  # noqa: E402
 
 TEMPLATE = "Write a short marketing email about {{event}} for {{demographic}} (size {{size}})."
-
-
-@dataclass
-class Row:
-    metric: str
-    value: float
-    unit: str
-    detail: str
 
 
 # -- child processes ------------------------------------------------------------------
@@ -185,21 +176,6 @@ def bench(rows: int, latency: float, concurrency: int, memory_rows: list[int]) -
     return out
 
 
-def table(rows: list[Row]) -> str:
-    head = ("metric", "value", "unit", "detail")
-    cells = [(r.metric, f"{r.value:,.2f}", r.unit, r.detail) for r in rows]
-    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
-    lines = []
-    for i, cell in enumerate([head, *cells]):
-        metric, value, unit, detail = cell
-        lines.append(
-            f"{metric:<{widths[0]}}  {value:>{widths[1]}}  {unit:<{widths[2]}}  {detail}".rstrip()
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-setup":
         _setup(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
@@ -220,12 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.memory_rows.split(",") if n.strip()]
     rows = bench(args.rows, args.latency, args.concurrency, sizes)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    if args.json:
-        print(json.dumps({"machine": machine, "results": [asdict(r) for r in rows]}, indent=2))
-    else:
-        print(f"Batch runs on {machine}\n")
-        print(table(rows))
+    report("Batch runs", rows, args.json)
 
 
 if __name__ == "__main__":
