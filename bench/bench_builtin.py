@@ -26,13 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.common import Row, report
-from studio.providers.builtin import SMOLLM2_THREADS, BuiltinProvider
-from studio.providers.local import clear_loaded_models, loaded_models
-from studio.schemas import (
+from studio.core.schemas import (
     CompletionRequest,
     EmbeddingRequest,
     RerankingRequest,
 )
+from studio.providers.builtin import SMOLLM2_THREADS, BuiltinProvider
+from studio.providers.local import clear_loaded_models, loaded_models
 
 T = TypeVar("T")
 

@@ -164,12 +164,12 @@ async def concurrent(
 
 def setup_studio(fake_port: int) -> str:
     """Create the connection, app, variant, endpoint and a key; returns the key."""
-    from studio.connections import ConnectionCreate, add_connection
+    from studio.core.templates import PromptTemplate
+    from studio.models.connections import ConnectionCreate, add_connection
     from studio.services import api_keys, endpoints
     from studio.services.apps import create_app
     from studio.services.variants import VariantConfig, create_variant
     from studio.store import session_scope
-    from studio.templates import PromptTemplate
 
     with session_scope() as session:
         add_connection(
@@ -406,7 +406,7 @@ def main() -> None:
     if not args.skip_stats:
         with tempfile.TemporaryDirectory() as home:
             os.environ["STUDIO_HOME"] = home
-            from studio.settings import reset_settings
+            from studio.core.settings import reset_settings
             from studio.store import reset_engine
 
             reset_settings()

@@ -61,9 +61,9 @@ def bench(rows: int, repeat: int) -> list[Row]:
     assert not at.exception
 
     # A finished run over every row: the results table is drawn below the editor.
+    from studio.core.templates import PromptTemplate
     from studio.services.runs import RunConfig, create_run
     from studio.store.tables import RunResult
-    from studio.templates import PromptTemplate
 
     with session_scope() as session:
         run = create_run(

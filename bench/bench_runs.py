@@ -47,12 +47,12 @@ TEMPLATE = "Write a short marketing email about {{event}} for {{demographic}} (s
 
 def _setup(url: str, rows: int, concurrency: int) -> None:
     """Create a connection, an app, a dataset of ``rows`` rows and a run; print the run id."""
-    from studio.connections import ConnectionCreate, add_connection
+    from studio.core.templates import PromptTemplate
+    from studio.models.connections import ConnectionCreate, add_connection
     from studio.services.apps import create_app
     from studio.services.datasets import upload_dataset
     from studio.services.runs import RunConfig, create_run
     from studio.store import session_scope
-    from studio.templates import PromptTemplate
 
     csv = "event,demographic,size\n" + "".join(
         f"Launch party {i},group {i % 17},{10 + i % 300}\n" for i in range(rows)

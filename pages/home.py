@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from studio import registry
+from studio.models import registry
 from studio.services.apps import list_apps
 from studio.services.samples import EXAMPLES, create_example
 from studio.services.variants import list_variants

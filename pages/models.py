@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio.settings import get_settings
+from studio.core.settings import get_settings
 from studio.ui import db_ready, page_header
 from studio.ui.models_connections import render_connections
 from studio.ui.models_custom import render_custom_models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.services.datasets import list_datasets, list_versions, load_rows, upload_dataset
 from studio.services.run_results import try_row
 from studio.services.runs import RunConfig, create_run
@@ -29,7 +30,7 @@ from studio.ui.playground_editor import (
 from studio.ui.playground_run import progress_panel, results_panel, runs_picker, start_job
 
 SAMPLE = EXAMPLES["marketing"]
-CONCURRENCY = 8  # parallel calls a new run starts with
+CONCURRENCY = DEFAULT_CONCURRENCY  # parallel calls a new run starts with
 
 page_header(
     "Playground",

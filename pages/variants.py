@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.registry import model_overview
+from studio.models.registry import model_overview
 from studio.services.variants import (
     archive_variant,
     diff_versions,

@@ -22,10 +22,7 @@ from sqlmodel import Session, SQLModel
 
 import studio.store.tables  # noqa: F401
 from studio.cli import main
-from studio.connections import clear_provider_cache
-from studio.providers import register
-from studio.providers.base import ModelInfo, Provider
-from studio.schemas import (
+from studio.core.schemas import (
     AgentRequest,
     AgentResponse,
     ChatCompletionRequest,
@@ -38,7 +35,10 @@ from studio.schemas import (
     RerankingRequest,
     RerankingResponse,
 )
-from studio.settings import reset_settings
+from studio.core.settings import reset_settings
+from studio.models.connections import clear_provider_cache
+from studio.providers import register
+from studio.providers.base import ModelInfo, Provider
 from studio.store import get_engine, reset_engine, session_scope
 from tests.providers.fakes import FaultyOpenAIServer
 
@@ -150,7 +150,7 @@ class MockProvider(Provider):
         return self._next("complete", model, request, default)  # type: ignore[no-any-return]
 
     async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        from studio.schemas import Message
+        from studio.core.schemas import Message
 
         last = request.messages[-1].content
         default = ChatCompletionResponse(
@@ -162,7 +162,7 @@ class MockProvider(Provider):
         return self._next("chat", model, request, default)  # type: ignore[no-any-return]
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
-        from studio.schemas import ActionContext, AgentAction
+        from studio.core.schemas import ActionContext, AgentAction
 
         default = AgentResponse(action=AgentAction.CONTENT, context=ActionContext(content="done"))
         return self._next("agent", model, request, default)  # type: ignore[no-any-return]
@@ -171,7 +171,7 @@ class MockProvider(Provider):
 @pytest.fixture
 def mock_provider(session: Session) -> Iterator[type[MockProvider]]:
     """Registers the ``mock`` provider kind and a connection named ``mock``."""
-    from studio.connections import ConnectionCreate, add_connection
+    from studio.models.connections import ConnectionCreate, add_connection
 
     register(MockProvider)
     MockProvider.replies = deque()

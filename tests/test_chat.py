@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from studio.chat import trim_history
-from studio.errors import RequestValidationError
-from studio.schemas import Message
+from studio.core.errors import RequestValidationError
+from studio.core.schemas import Message
+from studio.models.chat import trim_history
 
 
 def _words(messages: list[Message]) -> int:

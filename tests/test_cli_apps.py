@@ -136,7 +136,7 @@ def test_ctrl_c_cancels_and_prints_how_to_resume(
 ) -> None:
     import threading
 
-    import studio.cli_apps
+    import studio.cli.apps
     from studio.services.runs import run_sync
 
     real_join = threading.Thread.join
@@ -153,7 +153,7 @@ def test_ctrl_c_cancels_and_prints_how_to_resume(
         return run_sync(**kw)
 
     monkeypatch.setattr(threading.Thread, "join", join)
-    monkeypatch.setattr(studio.cli_apps, "run_sync", cancelled_run)
+    monkeypatch.setattr(studio.cli.apps, "run_sync", cancelled_run)
     result = cli(
         "run", "--app", "Marketing", "--variant", "plain",
         "--dataset", str(journey["version_id"]),

@@ -10,8 +10,9 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
-from studio import registry
-from studio.connections import (
+from studio.core.errors import ConfigError, ConflictError, NotFoundError, RequestValidationError
+from studio.models import registry
+from studio.models.connections import (
     ConnectionCreate,
     ConnectionUpdate,
     add_connection,
@@ -20,11 +21,10 @@ from studio.connections import (
     list_connection_models,
     update_connection,
 )
-from studio.errors import ConfigError, ConflictError, NotFoundError, RequestValidationError
-from studio.model_specs import ModelCreate
-from studio.model_zoo import used_model_names, zoo_entries
+from studio.models.specs import ModelCreate
+from studio.models.usage import set_price, usage_statistics
+from studio.models.zoo import used_model_names, zoo_entries
 from studio.store.tables import ProviderConnection
-from studio.usage import set_price, usage_statistics
 from tests.providers.fakes import FakeServer, Step
 
 MODELS = {"object": "list", "data": [{"id": "m-chat"}, {"id": "m-embed"}]}
@@ -170,8 +170,8 @@ def test_set_model_group_creates_and_clears_groups(session: Session, mock_provid
 def test_zoo_entries_join_prices_groups_offline_and_connection_models(
     session: Session, mock_provider: Any
 ) -> None:
+    from studio.core.schemas import ModelType
     from studio.providers import ModelInfo
-    from studio.schemas import ModelType
 
     registry.create_model(
         session=session,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from studio.export import CSV_BOM, iter_csv, iter_jsonl, to_csv, to_jsonl
+from studio.core.export import CSV_BOM, iter_csv, iter_jsonl, to_csv, to_jsonl
 
 COLUMNS = ["event", "output", "tokens", "cost"]
 

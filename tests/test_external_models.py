@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from studio import registry
-from studio.model_specs import ModelCreate
+from studio.models import registry
+from studio.models.specs import ModelCreate
+from studio.models.usage import usage_statistics
 from studio.store import session_scope
-from studio.usage import usage_statistics
 from tests.providers.fakes import FakeServer, Step, chat_body
 
 SECRET = "sk-local-0123456789-abcdef"

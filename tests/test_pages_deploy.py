@@ -18,12 +18,12 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio.errors import StudioError
+from studio.core.errors import RevokedApiKeyError, StudioError
+from studio.core.settings import reset_settings
 from studio.gateway import server
-from studio.services import api_keys, endpoints
+from studio.services import api_keys, endpoint_calls, endpoints
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
-from studio.settings import reset_settings
 from studio.store import session_scope
 from studio.ui import gateway_url
 from tests.gateway.conftest import make_variant, save_template
@@ -37,7 +37,7 @@ TEMPLATE = "Write about {{event}} for {{who}}."
 def _fresh_caches() -> Iterator[None]:
     gateway_url.clear()
     api_keys.clear_key_cache()
-    endpoints.clear_endpoint_cache()
+    endpoint_calls.clear_endpoint_cache()
     yield
     gateway_url.clear()
 
@@ -223,10 +223,10 @@ def test_redeploy_rollback_and_undeploy(mock_provider: Any) -> None:
     assert list(_table(at, "endpoints")["Status"]) == ["off"]
     assert any("'email' is switched off" in w.value for w in at.warning)
     with pytest.raises(StudioError):
-        endpoints.load_runtime("email")
+        endpoint_calls.load_runtime("email")
     at.button(key="deploy_again_1").click().run()
     assert list(_table(at, "endpoints")["Status"]) == ["live"]
-    assert endpoints.load_runtime("email") is not None
+    assert endpoint_calls.load_runtime("email") is not None
 
 
 # -- API keys -----------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_revoke_a_key(mock_provider: Any) -> None:
     [status] = list(_table(at, "keys")["Status"])
     assert status.startswith("revoked ")
     assert any("Every key is revoked" in c.value for c in at.caption)
-    with pytest.raises(api_keys.RevokedApiKeyError):
+    with pytest.raises(RevokedApiKeyError):
         api_keys.verify_key(secret=secret)
 
 

@@ -17,13 +17,13 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from studio import registry
-from studio.model_specs import ModelCreate
+from studio.core.schemas import ActionContext, AgentAction, AgentResponse, ToolRequest
+from studio.models import registry
+from studio.models.specs import ModelCreate
+from studio.models.usage import usage_statistics
 from studio.providers.builtin import smollm2_gguf
-from studio.schemas import ActionContext, AgentAction, AgentResponse, ToolRequest
 from studio.store import session_scope
 from studio.store.tables import ProviderConnection
-from studio.usage import usage_statistics
 from tests.providers.fakes import FakeServer, Step, chat_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_zoo_lists_builtins_and_failed_deployments_and_filters(tmp_path: Path) -
 
 
 def test_zoo_shows_connection_models_with_prices(mock_provider: Any) -> None:
-    from studio.usage import set_price
+    from studio.models.usage import set_price
 
     with session_scope() as session:
         set_price(session=session, model="echo", input_per_mtok=0.5, output_per_mtok=1.5)
@@ -343,7 +343,7 @@ def test_agent_panel_refuses_broken_tools_json(mock_provider: Any) -> None:
 
 
 def test_provider_error_is_a_sentence(mock_provider: Any) -> None:
-    from studio.errors import ProviderRateLimitError
+    from studio.core.errors import ProviderRateLimitError
 
     mock_provider.replies.append(ProviderRateLimitError("slow down", provider="mock"))
     at = _try("mock/echo")
@@ -372,7 +372,7 @@ def test_missing_required_parameter_is_refused_with_a_clear_message() -> None:
 
 
 def test_form_follows_the_parameter_types(admin: None) -> None:
-    from studio.model_specs import TemplateCreate
+    from studio.models.specs import TemplateCreate
 
     with session_scope() as session:
         registry.create_template(
@@ -488,7 +488,7 @@ def test_usage_empty_state_says_what_to_do() -> None:
 
 
 def test_usage_matches_the_usage_statistics(mock_provider: Any) -> None:
-    from studio.errors import ProviderUnavailableError
+    from studio.core.errors import ProviderUnavailableError
 
     _external("echo-chat", "CHAT_COMPLETION")
     with session_scope() as session:

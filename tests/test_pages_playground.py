@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio.errors import ProviderUnavailableError
+from studio.core.errors import ProviderUnavailableError
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
-from studio.services.run_jobs import run_jobs
 from studio.services.run_results import list_runs
 from studio.services.runs import list_results
 from studio.services.variants import history, list_variants
 from studio.store import session_scope
+from studio.ui.run_jobs import run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYGROUND = str(ROOT / "pages" / "playground.py")
@@ -228,9 +228,9 @@ def test_an_empty_prompt_is_refused_with_a_sentence(app_with_data: int) -> None:
 
 
 def test_large_results_are_shown_a_page_at_a_time(mock_provider: Any) -> None:
+    from studio.core.templates import PromptTemplate
     from studio.services.runs import RunConfig, create_run
     from studio.store.tables import RunResult
-    from studio.templates import PromptTemplate
 
     data = "question\n" + "".join(f"q{i}\n" for i in range(1200))
     with session_scope() as session:

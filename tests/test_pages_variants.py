@@ -7,6 +7,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from studio.core.templates import PromptTemplate
 from studio.services.apps import create_app
 from studio.services.variants import (
     VariantConfig,
@@ -17,7 +18,6 @@ from studio.services.variants import (
     version_config,
 )
 from studio.store import session_scope
-from studio.templates import PromptTemplate
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = str(ROOT / "pages" / "variants.py")

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from studio import registry
-from studio.errors import (
+from studio.core.errors import (
     ConflictError,
     ModelNotReadyError,
     NotFoundError,
@@ -17,9 +16,10 @@ from studio.errors import (
     ProviderUnavailableError,
     RequestValidationError,
 )
-from studio.model_specs import ModelCreate, TemplateCreate
-from studio.schemas import ChatCompletionResponse, Message, parse_document
-from studio.usage import set_price, usage_statistics
+from studio.core.schemas import ChatCompletionResponse, Message, parse_document
+from studio.models import registry
+from studio.models.specs import ModelCreate, TemplateCreate
+from studio.models.usage import set_price, usage_statistics
 
 TEMPLATE: dict[str, Any] = {
     "name": "custom_reranking_model_template",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from studio.errors import RequestValidationError
-from studio.schemas import (
+from studio.core.errors import RequestValidationError
+from studio.core.schemas import (
     AgentRequest,
     ChatPromptRequest,
     CompletionRequest,

@@ -57,8 +57,8 @@ def test_data_survives_a_restart_and_seeding_is_idempotent() -> None:
 def test_unreachable_database_is_a_clear_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from studio.errors import ConfigError
-    from studio.settings import reset_settings
+    from studio.core.errors import ConfigError
+    from studio.core.settings import reset_settings
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     reset_settings()

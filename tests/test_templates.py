@@ -6,15 +6,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studio.errors import StudioError
-from studio.schemas import Message
-from studio.templates import (
+from studio.core.errors import (
     MissingColumnsError,
     PromptRenderError,
     PromptSyntaxError,
-    PromptTemplate,
+    StudioError,
     TemplateLimitError,
     UnsafeTemplateError,
+)
+from studio.core.schemas import Message
+from studio.core.templates import (
+    PromptTemplate,
     check_columns,
     prompt_variables,
     render,

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from studio.gateway.deps import RequestLogMiddleware
 from studio.gateway.errors import install_error_handlers
 from studio.gateway.request_log import RequestLogger
-from studio.gateway.routes_api import health
-from studio.gateway.routes_api import router as api_router
-from studio.gateway.routes_endpoints import router as endpoint_router
-from studio.gateway.routes_openai import router as openai_router
+from studio.gateway.routes.api import health
+from studio.gateway.routes.api import router as api_router
+from studio.gateway.routes.endpoints import router as endpoint_router
+from studio.gateway.routes.openai import router as openai_router
 from studio.store import get_engine
 
 __all__ = ["create_app"]

@@ -20,7 +20,8 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from studio.errors import PermissionDeniedError
+from studio.core.errors import PermissionDeniedError
+from studio.core.settings import get_settings
 from studio.gateway.request_log import LogEntry, RequestLogger, body_for_log
 from studio.services.api_keys import (
     KeyIdentity,
@@ -28,7 +29,6 @@ from studio.services.api_keys import (
     note_used,
     verify_key,
 )
-from studio.settings import get_settings
 from studio.store import session_scope
 
 __all__ = [
@@ -63,7 +63,7 @@ class RequestContext:
     record_usage: bool = False
 
     def note_result(self, result: Any) -> None:
-        """Copy usage from a :class:`~studio.services.endpoints.GenerateResult`."""
+        """Copy usage from a :class:`~studio.services.endpoint_calls.GenerateResult`."""
         self.model = result.model
         self.model_latency_ms = result.model_latency_ms
         self.prompt_tokens = result.prompt_tokens

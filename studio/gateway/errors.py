@@ -15,23 +15,25 @@ from fastapi.exceptions import RequestValidationError as FastAPIValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from studio.errors import (
+from studio.core.errors import (
     ConfigError,
     ConflictError,
+    InvalidApiKeyError,
     ModelNotReadyError,
     NotFoundError,
     PermissionDeniedError,
+    PromptTemplateError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitError,
     ProviderRequestError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    RateLimitedError,
     RequestValidationError,
+    RevokedApiKeyError,
     StudioError,
 )
-from studio.services.api_keys import InvalidApiKeyError, RateLimitedError, RevokedApiKeyError
-from studio.templates import PromptTemplateError
 
 __all__ = ["error_body", "install_error_handlers", "status_for"]
 

@@ -30,9 +30,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
+from studio.core.settings import get_settings
+from studio.models.usage import usage_values
 from studio.services.api_keys import due_last_used, write_last_used
 from studio.services.monitoring import add_to_rollup, epoch_minute, latency_bin
-from studio.settings import get_settings
 from studio.store import session_scope
 from studio.store.tables import ModelCall, RequestLog, utcnow
 
@@ -103,19 +104,18 @@ class LogEntry:
         }
 
     def usage_row(self) -> dict[str, Any]:
-        return {
-            "deployment_id": self.deployment_id,
-            "model_name": self.model or "",
-            "model_type": self.model_type or "",
-            "source": "gateway",
-            "day": self.created_at.date(),
-            "created_at": self.created_at,
-            "latency_ms": self.model_latency_ms or 0.0,
-            "prompt_tokens": self.prompt_tokens or 0,
-            "response_tokens": self.response_tokens or 0,
-            "cost": self.cost or 0.0,
-            "error": self.error,
-        }
+        return usage_values(
+            deployment_id=self.deployment_id,
+            model_name=self.model or "",
+            model_type=self.model_type or "",
+            source="gateway",
+            created_at=self.created_at,
+            latency_ms=self.model_latency_ms or 0.0,
+            prompt_tokens=self.prompt_tokens or 0,
+            response_tokens=self.response_tokens or 0,
+            cost=self.cost or 0.0,
+            error=self.error,
+        )
 
 
 def body_for_log(raw: bytes | str | None) -> str | None:

@@ -16,7 +16,7 @@ import time
 
 import uvicorn
 
-from studio.settings import get_settings
+from studio.core.settings import get_settings
 
 __all__ = ["base_url", "ensure_embedded_gateway", "serve"]
 

@@ -6,7 +6,7 @@ registered here exactly like the external ones.
 
 from __future__ import annotations
 
-from studio.errors import ConfigError
+from studio.core.errors import ConfigError
 from studio.providers.base import ModelInfo, Provider, estimate_tokens
 
 __all__ = [
@@ -49,9 +49,11 @@ def _load_defaults() -> None:
     if _loaded:
         return
     _loaded = True
-    from studio.providers import anthropic, builtin, local, openai, rerank
+    from studio.providers import anthropic, builtin, openai, rerank
+    from studio.providers.local_embeddings import SentenceTransformersProvider
+    from studio.providers.local_llama import LlamaCppProvider
 
     for module in (openai, anthropic, rerank, builtin):
         register(module.PROVIDER)
-    for cls in local.PROVIDERS:
-        register(cls)
+    register(LlamaCppProvider)
+    register(SentenceTransformersProvider)

@@ -19,8 +19,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from studio.errors import ConfigError, ProviderRequestError
-from studio.schemas import (
+from studio.core.errors import ConfigError, ProviderRequestError
+from studio.core.schemas import (
     AgentRequest,
     AgentResponse,
     ChatCompletionRequest,
@@ -35,6 +35,7 @@ from studio.schemas import (
     RerankingResponse,
     problems_from_pydantic,
 )
+from studio.core.settings import DEFAULT_CONCURRENCY
 
 __all__ = ["ModelInfo", "Provider", "estimate_tokens"]
 
@@ -71,7 +72,10 @@ class Provider(ABC):
             default=5, ge=0, le=20, description="Retries on 429, 5xx, timeouts, drops."
         )
         concurrency: int = Field(
-            default=8, ge=1, le=1024, description="Calls in flight at once on this connection."
+            default=DEFAULT_CONCURRENCY,
+            ge=1,
+            le=1024,
+            description="Calls in flight at once on this connection.",
         )
         retry_base_delay_s: float = Field(default=0.5, ge=0, le=60)
         retry_max_delay_s: float = Field(default=30.0, ge=0, le=600)

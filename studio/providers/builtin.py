@@ -15,10 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from studio.errors import ConfigError, NotFoundError, ProviderRequestError
-from studio.providers.base import ModelInfo, Provider
-from studio.providers.local import LlamaCppProvider, SentenceTransformersProvider
-from studio.schemas import (
+from studio.core.errors import ConfigError, NotFoundError, ProviderRequestError
+from studio.core.schemas import (
     AgentRequest,
     AgentResponse,
     ChatCompletionRequest,
@@ -32,6 +30,9 @@ from studio.schemas import (
     RerankingRequest,
     RerankingResponse,
 )
+from studio.providers.base import ModelInfo, Provider
+from studio.providers.local_embeddings import SentenceTransformersProvider
+from studio.providers.local_llama import LlamaCppProvider
 
 __all__ = [
     "BUILTIN_MODELS",

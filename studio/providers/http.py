@@ -4,7 +4,7 @@
 per connection, and retries transient faults with exponential backoff and
 full jitter: 429 (honouring ``Retry-After``), 5xx, timeouts, dropped
 connections and malformed bodies. Other 4xx answers are not retried; they
-become :class:`~studio.errors.ProviderRequestError` (or ``ProviderAuthError``)
+become :class:`~studio.core.errors.ProviderRequestError` (or ``ProviderAuthError``)
 carrying the provider's own message.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from studio.errors import (
+from studio.core.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderError,

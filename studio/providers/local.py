@@ -1,69 +1,46 @@
-"""In-process model runtimes: llama.cpp for GGUF files, sentence-transformers for embeddings.
+"""In-process model runtimes: what llama.cpp and sentence-transformers share.
 
 Loaded weights are process-wide: :func:`load_model` keeps one object per
 (runtime, path, load options), loads it lazily and once even when the Streamlit
 threads, the CLI and the gateway ask together, and every provider instance
 shares it. Each loaded model has its own lock (llama.cpp objects are not
 thread-safe); inference runs in a worker thread via ``asyncio.to_thread``. On a
-timeout the caller gets :class:`~studio.errors.ProviderTimeoutError` at once, while
+timeout the caller gets :class:`~studio.core.errors.ProviderTimeoutError` at once, while
 the worker finishes its generation before the model's lock is free again.
+
+The runtimes themselves are :mod:`studio.providers.local_llama` (GGUF files,
+chat, completion, agents) and :mod:`studio.providers.local_embeddings`
+(embeddings and cosine reranking).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import ctypes
 import importlib
-import json
-import os
-import re
 import threading
 import time
-import uuid
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import Field
 
-from studio.errors import (
+from studio.core.errors import (
     ConfigError,
     ProviderRequestError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
 from studio.providers.base import ModelInfo, Provider
-from studio.schemas import (
-    ActionContext,
-    AgentAction,
-    AgentRequest,
-    AgentResponse,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    Message,
-    ModelType,
-    RerankingRequest,
-    RerankingResponse,
-    Sampling,
-    Tool,
-    ToolRequest,
-)
 
 __all__ = [
-    "PROVIDERS",
-    "LlamaCppProvider",
     "LoadedModel",
-    "SentenceTransformersProvider",
+    "LocalProvider",
     "clear_loaded_models",
     "load_model",
     "loaded_models",
+    "require",
 ]
 
 T = TypeVar("T")
@@ -138,7 +115,7 @@ def require(module: str, package: str) -> Any:
         ) from exc
 
 
-class _LocalProvider(Provider):
+class LocalProvider(Provider):
     """Runs blocking calls on a shared loaded model in a worker thread."""
 
     offline = True
@@ -178,435 +155,3 @@ class _LocalProvider(Provider):
         except TimeoutError as exc:
             msg = f"no answer within {timeout:g}s"
             raise ProviderTimeoutError(msg, provider=self.name) from exc
-
-
-# -- llama.cpp ------------------------------------------------------------------------
-
-
-def _check_gguf(path_text: str, connection: str) -> Path:
-    if not path_text:
-        raise ConfigError(
-            f"Connection '{connection}' (llama-cpp) has no model_path.",
-            hint="Set the option model_path to a .gguf model file.",
-        )
-    path = Path(path_text).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(
-            f"Model file '{path}' does not exist or is not a file (connection '{connection}')."
-        )
-    with path.open("rb") as fh:
-        if fh.read(4) != b"GGUF":
-            raise ConfigError(
-                f"Model file '{path.name}' is not a GGUF file (it does not start with 'GGUF').",
-                hint="llama.cpp needs a .gguf file; convert the model or pick another file.",
-            )
-    return path
-
-
-GGML_LOG_LEVEL_ERROR = 4
-
-
-@contextmanager
-def _llama_errors(llama_cpp: Any) -> Iterator[list[str]]:
-    """Collect llama.cpp's error log lines: its loader gives the reason for a failure only there."""
-    errors: list[str] = []
-
-    @llama_cpp.llama_log_callback
-    def collect(level: int, text: bytes, user_data: Any) -> None:
-        if level == GGML_LOG_LEVEL_ERROR:
-            errors.append(text.decode("utf-8", "replace").strip())
-
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
-    try:
-        yield errors
-    finally:  # give the log back to llama-cpp-python's own handler
-        from llama_cpp._logger import llama_log_callback
-
-        llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
-
-
-def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dict[str, Any]]:
-    llama_cpp = require("llama_cpp", "llama-cpp-python")
-    with _llama_errors(llama_cpp) as errors:
-        try:
-            llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=options.n_ctx,
-                n_threads=options.n_threads,
-                chat_format=options.chat_format,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            said = [
-                e.split("error loading model: ")[-1] for e in errors if "to load model" not in e
-            ]
-            reason = "; ".join(said) or str(exc)
-            raise ConfigError(
-                f"llama.cpp could not load the model file '{path.name}' "
-                f"({path.stat().st_size:,} bytes): {reason}.",
-                hint="The file is corrupt, truncated or of an architecture this llama.cpp "
-                "build does not support; download it again or pick another GGUF model.",
-            ) from exc
-    formatter = None
-    template = llm.metadata.get("tokenizer.chat_template")
-    if options.chat_format is None and template:
-        # Chat with the template stored in the file (not a guessed look-alike) and keep
-        # a formatter identical to llama's own, so count_tokens is exact.
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm.chat_format = "chat_template.default"
-        eos, bos = llm.token_eos(), llm.token_bos()
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=llm.detokenize([eos], special=True).decode() if eos != -1 else "",
-            bos_token=llm.detokenize([bos], special=True).decode() if bos != -1 else "",
-            stop_token_ids=[eos],
-        )
-    return llm, {"formatter": formatter}
-
-
-def chat_dicts(messages: list[Message]) -> list[dict[str, str]]:
-    """Messages for a chat template; tool results become user turns."""
-    return [
-        {"role": "user", "content": f"Result of tool {m.name or ''}: {m.content}"}
-        if m.role == "tool"
-        else {"role": m.role, "content": m.content}
-        for m in messages
-    ]
-
-
-class LlamaCppProvider(_LocalProvider):
-    kind = "llama-cpp"
-    description = "A local GGUF model run in-process by llama.cpp; offline, no key."
-    model_types: ClassVar[frozenset[ModelType]] = frozenset(
-        {ModelType.COMPLETION, ModelType.CHAT_COMPLETION, ModelType.AGENT}
-    )
-
-    class Options(_LocalProvider.Options):
-        model_path: str = Field(default="", description="Path of the .gguf model file.")
-        n_ctx: int = Field(default=4096, ge=256, le=262_144, description="Context window.")
-        n_threads: int | None = Field(
-            default=None, ge=1, le=512, description="CPU threads; default: llama.cpp's choice."
-        )
-        chat_format: str | None = Field(
-            default=None,
-            description="llama-cpp-python chat format (e.g. 'chatml'); "
-            "default: the chat template stored in the GGUF file.",
-        )
-        max_tokens: int = Field(
-            default=256, ge=1, le=262_144, description="Tokens generated when a call sets none."
-        )
-        repeat_penalty: float = Field(
-            default=1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens (not for agents)."
-        )
-
-    options: LlamaCppProvider.Options
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.model_file = _check_gguf(self.options.model_path, self.name)
-
-    def _load(self) -> LoadedModel:
-        o = self.options
-        key = ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
-        return load_model(key, lambda: _load_llama(self.model_file, o))
-
-    def _label(self) -> tuple[str, str, int | None]:
-        return self.model_file.stem, f"{self.model_file.name} via llama.cpp", self.options.n_ctx
-
-    def _sampling(self, request: Sampling, *, repeat_penalty: bool = True) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "temperature": request.temperature,  # 0 selects llama.cpp's greedy sampler
-            "max_tokens": request.max_tokens or self.options.max_tokens,
-            "stop": list(request.stop_sequences or []),
-            "repeat_penalty": self.options.repeat_penalty if repeat_penalty else 1.0,
-        }
-        if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
-        return kwargs
-
-    def context_window(self, model: str) -> int | None:
-        return self.options.n_ctx
-
-    def supports_chat(self, model: str) -> bool:
-        return True
-
-    def count_tokens(self, model: str, messages: list[Message]) -> int:
-        """Exact prompt tokens of a chat call (tokenizing is read-only, so no lock)."""
-        entry = self._load()
-        llm, formatter = entry.model, entry.extra["formatter"]
-        if formatter is not None:
-            result = formatter(messages=chat_dicts(messages))
-            prompt = result.prompt.encode("utf-8")
-            return len(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
-        # A named chat format: content tokens plus the usual role-marker overhead.
-        return sum(len(llm.tokenize(m.content.encode(), add_bos=False)) + 4 for m in messages) + 2
-
-    async def complete(self, model: str, request: CompletionRequest) -> CompletionResponse:
-        kwargs = self._sampling(request)
-
-        def run(entry: LoadedModel) -> CompletionResponse:
-            outs = [entry.model.create_completion(prompt=p, **kwargs) for p in request.prompts]
-            reasons = [o["choices"][0]["finish_reason"] for o in outs]
-            return CompletionResponse(
-                completions=[
-                    (p, [o["choices"][0]["text"]])
-                    for p, o in zip(request.prompts, outs, strict=True)
-                ],
-                finish_reason="length" if "length" in reasons else reasons[-1],
-                prompt_tokens=sum(o["usage"]["prompt_tokens"] for o in outs),
-                response_tokens=sum(o["usage"]["completion_tokens"] for o in outs),
-            )
-
-        return await self._run(run)
-
-    async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        kwargs = self._sampling(request)
-        messages = chat_dicts(request.messages)
-
-        def run(entry: LoadedModel) -> ChatCompletionResponse:
-            out = entry.model.create_chat_completion(messages=messages, **kwargs)
-            choice = out["choices"][0]
-            return ChatCompletionResponse(
-                message=Message(role="assistant", content=choice["message"]["content"] or ""),
-                finish_reason=choice["finish_reason"],
-                prompt_tokens=out["usage"]["prompt_tokens"],
-                response_tokens=out["usage"]["completion_tokens"],
-            )
-
-        return await self._run(run)
-
-    async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
-        """Offline tool use: a JSON grammar constrains the reply to one action."""
-        kwargs = self._sampling(request, repeat_penalty=False)  # JSON repeats by nature
-        messages = chat_dicts(agent_messages(request))
-        tool_names = [t.name for t in request.tools]
-
-        def run(entry: LoadedModel) -> AgentResponse:
-            grammar = _agent_grammar(request.tools)
-            out = entry.model.create_chat_completion(messages=messages, grammar=grammar, **kwargs)
-            text = out["choices"][0]["message"]["content"] or ""
-            action, context = parse_agent_reply(text, tool_names, provider=self.name)
-            return AgentResponse(
-                action=action,
-                context=context,
-                prompt_tokens=out["usage"]["prompt_tokens"],
-                response_tokens=out["usage"]["completion_tokens"],
-            )
-
-        return await self._run(run)
-
-
-# -- agent: prompt, grammar, reply ----------------------------------------------------
-
-TOOL_FORMAT = (
-    'Reply with one JSON object and nothing else: {"action": "tool_request", "tool": '
-    '<tool name>, "arguments": {...}} to call a tool, or {"action": "content", '
-    '"content": <your answer>} to answer the user directly.'
-)
-CONTENT_FORMAT = 'Reply with one JSON object: {"action": "content", "content": <your answer>}.'
-
-
-def agent_messages(request: AgentRequest) -> list[Message]:
-    """A system prompt (instructions, tools, reply format) plus the remembered turns.
-
-    ``last_k`` keeps the last k non-system messages; system messages join the
-    system prompt.
-    """
-    turns = [m for m in request.messages if m.role != "system"]
-    if request.memory_strategy is not None:
-        turns = turns[-request.memory_strategy.params.get("k", 10) :]
-    parts = [request.instructions or "You are a helpful assistant."]
-    parts += [m.content for m in request.messages if m.role == "system"]
-    if request.tools:
-        parts.append("You can call these tools:")
-        parts += [
-            f"- {t.name}: {t.description} Arguments (JSON Schema): {json.dumps(t.arguments)}"
-            for t in request.tools
-        ]
-    parts.append(TOOL_FORMAT if request.tools else CONTENT_FORMAT)
-    return [Message(role="system", content="\n".join(parts)), *turns]
-
-
-def agent_schema(tools: list[Tool], *, loose: bool = False) -> dict[str, Any]:
-    """JSON Schema of a reply: one branch per tool (with its arguments) or content."""
-    branches: list[dict[str, Any]] = [
-        {
-            "type": "object",
-            "properties": {
-                "action": {"const": "tool_request"},
-                "tool": {"const": t.name},
-                "arguments": {"type": "object"} if loose else t.arguments,
-            },
-            "required": ["action", "tool", "arguments"],
-        }
-        for t in tools
-    ]
-    content = {"action": {"const": "content"}, "content": {"type": "string"}}
-    branches.append({"type": "object", "properties": content, "required": list(content)})
-    return {"oneOf": branches} if len(branches) > 1 else branches[0]
-
-
-def _agent_grammar(tools: list[Tool]) -> Any:
-    """The reply grammar; if the converter rejects a tool's argument schema ($ref, ...),
-    arguments fall back to any JSON object."""
-    from llama_cpp import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(agent_schema(tools)), verbose=False)
-    except Exception:
-        loose = json.dumps(agent_schema(tools, loose=True))
-        return LlamaGrammar.from_json_schema(loose, verbose=False)
-
-
-_CUT_CONTENT = re.compile(r'\s*\{\s*"action"\s*:\s*"content"\s*,\s*"content"\s*:\s*"(.*)', re.S)
-
-
-def _partial_json_string(body: str) -> str:
-    for cut in range(min(len(body), 6) + 1):  # drop a half-written escape at the end
-        try:
-            return str(json.loads(f'"{body[: len(body) - cut]}"'))
-        except json.JSONDecodeError:
-            continue
-    return body
-
-
-def parse_agent_reply(
-    text: str, tool_names: list[str], *, provider: str
-) -> tuple[AgentAction, ActionContext]:
-    """Map the model's JSON reply to an agent action."""
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise json.JSONDecodeError("not a JSON object", text, 0)
-    except json.JSONDecodeError as exc:
-        if cut := _CUT_CONTENT.match(text):  # max_tokens ran out inside the answer
-            return AgentAction.CONTENT, ActionContext(content=_partial_json_string(cut[1]))
-        raise ProviderUnavailableError(
-            "the model's reply ended before its JSON action was complete",
-            provider=provider,
-            provider_message=text[:200],
-            hint="Raise max_tokens.",
-        ) from exc
-    if data.get("action") == "tool_request":
-        name, arguments = data.get("tool"), data.get("arguments")
-        if name not in tool_names or not isinstance(arguments, dict):
-            raise ProviderUnavailableError("the model asked for an unknown tool", provider=provider)
-        call = ToolRequest(name=name, arguments=arguments, id=f"call_{uuid.uuid4().hex[:12]}")
-        return AgentAction.TOOL_REQUEST, ActionContext(tool_request=call)
-    return AgentAction.CONTENT, ActionContext(content=str(data.get("content", "")))
-
-
-# -- sentence-transformers ------------------------------------------------------------
-
-
-def _load_sentence_transformer(path: Path, device: str) -> tuple[Any, dict[str, Any]]:
-    # Never reach for the Hugging Face Hub: the model is a local directory.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    st = require("sentence_transformers", "sentence-transformers")
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
-    try:
-        model = st.SentenceTransformer(str(path), device=device, local_files_only=True)
-    except Exception as exc:  # torch, transformers and OS errors alike
-        raise ConfigError(
-            f"Could not load the sentence-transformers model in '{path}': {exc}",
-            hint="Point model_path at a directory saved by sentence-transformers.",
-        ) from exc
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model, {}
-
-
-def _token_count(model: Any, texts: list[str]) -> int:
-    """Tokens the model reads (after truncation), special tokens included."""
-    preprocess = getattr(model, "preprocess", None) or model.tokenize  # newer name of tokenize
-    return int(preprocess(texts)["attention_mask"].sum())
-
-
-class SentenceTransformersProvider(_LocalProvider):
-    kind = "sentence-transformers"
-    description = (
-        "A local sentence-transformers model run in-process; offline, no key. "
-        "Reranking is by embedding similarity (cosine between query and chunk "
-        "embeddings) until a packaged cross-encoder exists."
-    )
-    model_types: ClassVar[frozenset[ModelType]] = frozenset(
-        {ModelType.EMBEDDING, ModelType.RERANKING}
-    )
-
-    class Options(_LocalProvider.Options):
-        model_path: str = Field(
-            default="", description="Directory of a sentence-transformers model."
-        )
-        device: str = Field(
-            default="cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$", description="Torch device."
-        )
-        batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per forward pass.")
-
-    options: SentenceTransformersProvider.Options
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not self.options.model_path:
-            raise ConfigError(
-                f"Connection '{self.name}' (sentence-transformers) has no model_path.",
-                hint="Set the option model_path to a local model directory.",
-            )
-        self.model_dir = Path(self.options.model_path).expanduser().resolve()
-        if not self.model_dir.is_dir():
-            raise ConfigError(f"Model directory '{self.model_dir}' does not exist.")
-
-    def _load(self) -> LoadedModel:
-        device = self.options.device
-        key = ("sentence-transformers", str(self.model_dir), device)
-        return load_model(key, lambda: _load_sentence_transformer(self.model_dir, device))
-
-    def _label(self) -> tuple[str, str, int | None]:
-        return self.model_dir.name, f"{self.model_dir.name} via sentence-transformers", None
-
-    def supports_chat(self, model: str) -> bool:
-        return False
-
-    def context_window(self, model: str) -> int | None:
-        return int(self._load().model.max_seq_length)
-
-    def count_tokens(self, model: str, messages: list[Message]) -> int:
-        return _token_count(self._load().model, [m.content for m in messages])
-
-    def _encode(self, entry: LoadedModel, texts: list[str], *, normalize: bool) -> Any:
-        return entry.model.encode(
-            texts,
-            batch_size=self.options.batch_size,
-            normalize_embeddings=normalize,
-            show_progress_bar=False,
-        )
-
-    async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
-        texts = request.texts
-
-        def run(entry: LoadedModel) -> EmbeddingResponse:
-            vectors = self._encode(entry, texts, normalize=False)
-            pairs = [(t, v.tolist()) for t, v in zip(texts, vectors, strict=True)]
-            return EmbeddingResponse(embeddings=pairs, tokens_used=_token_count(entry.model, texts))
-
-        return await self._run(run)
-
-    async def rerank(self, model: str, request: RerankingRequest) -> RerankingResponse:
-        texts = [request.query, *request.chunks]
-
-        def run(entry: LoadedModel) -> RerankingResponse:
-            vectors = self._encode(entry, texts, normalize=True)
-            scores = (vectors[1:] @ vectors[0]).tolist()  # cosine of unit vectors
-            return RerankingResponse(
-                chunk_scores=scores, tokens_used=_token_count(entry.model, texts)
-            )
-
-        return await self._run(run)
-
-
-PROVIDERS: list[type[Provider]] = [LlamaCppProvider, SentenceTransformersProvider]

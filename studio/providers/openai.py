@@ -19,10 +19,8 @@ import httpx
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from studio.errors import ProviderRequestError, ProviderUnavailableError
-from studio.providers.base import ModelInfo
-from studio.providers.http import HTTPProvider
-from studio.schemas import (
+from studio.core.errors import ProviderRequestError, ProviderUnavailableError
+from studio.core.schemas import (
     ActionContext,
     AgentAction,
     AgentRequest,
@@ -40,6 +38,8 @@ from studio.schemas import (
     ToolRequest,
     problems_from_pydantic,
 )
+from studio.providers.base import ModelInfo
+from studio.providers.http import HTTPProvider
 
 __all__ = ["PROVIDER", "OpenAIProvider"]
 

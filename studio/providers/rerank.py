@@ -16,9 +16,14 @@ import httpx
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from studio.errors import ConfigError, ProviderUnavailableError
+from studio.core.errors import ConfigError, ProviderUnavailableError
+from studio.core.schemas import (
+    ModelType,
+    RerankingRequest,
+    RerankingResponse,
+    problems_from_pydantic,
+)
 from studio.providers.http import HTTPProvider
-from studio.schemas import ModelType, RerankingRequest, RerankingResponse, problems_from_pydantic
 
 __all__ = ["PROVIDER", "RerankProvider"]
 

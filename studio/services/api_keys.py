@@ -24,8 +24,15 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlmodel import Session, col, select, update
 
-from studio.errors import FieldProblem, NotFoundError, RequestValidationError, StudioError
-from studio.secrets import hash_api_key, new_api_key
+from studio.core.errors import (
+    FieldProblem,
+    InvalidApiKeyError,
+    NotFoundError,
+    RateLimitedError,
+    RequestValidationError,
+    RevokedApiKeyError,
+)
+from studio.core.secrets import hash_api_key, new_api_key
 from studio.services.apps import get_app
 from studio.store import session_scope
 from studio.store.tables import ApiKey, App, utcnow
@@ -52,22 +59,6 @@ __all__ = [
 KEY_CACHE_TTL_S = 1.0
 LAST_USED_EVERY_S = 60.0
 PREFIX_CHARS = 14  # "sk-studio-" + 4 characters of the secret part
-
-
-class InvalidApiKeyError(StudioError):
-    """No key, or a key the studio never issued (HTTP 401)."""
-
-
-class RevokedApiKeyError(StudioError):
-    """A key that was revoked, or that belongs to another app (HTTP 403)."""
-
-
-class RateLimitedError(StudioError):
-    """The key's requests-per-minute limit is used up (HTTP 429 with Retry-After)."""
-
-    def __init__(self, message: str, *, retry_after_s: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after_s = retry_after_s
 
 
 class ApiKeyPublic(BaseModel):

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from studio.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
 from studio.store.tables import (
     App,
     Dataset,

@@ -1,77 +1,49 @@
-"""Endpoints: a variant version deployed under a stable name, and calling it.
+"""Endpoints: a variant version deployed under a stable name.
 
 * :func:`deploy` pins a variant version (the latest unless one is chosen) to an
   endpoint name; deploying to an existing name of the same app is a redeploy.
   :func:`rollback` returns to the previous (or a chosen) version and
   :func:`undeploy` switches the endpoint off. Every change adds an
   :class:`~studio.store.tables.EndpointRevision`, so the history is kept.
-* :func:`generate` answers one request: it renders the pinned template with the
-  caller's inputs and calls the model. The gateway reads the endpoint through
-  :func:`load_runtime`, cached for :data:`ENDPOINT_CACHE_TTL_S` seconds, so a
-  deploy in any process that shares the database is live within that time
-  (and at once in the process that made it).
-* :func:`call_model` calls a model deployment by name the same way (the
-  OpenAI-compatible surface, where ``model`` may be an endpoint or a model).
-
-Neither :func:`generate` nor :func:`call_model` writes to the database: the
-gateway's request log records usage in batches, off the request path.
+* Calling an endpoint (the gateway's hot path) lives in
+  :mod:`studio.services.endpoint_calls`; a change here clears its cache, so
+  it is live at once in this process and within
+  :data:`~studio.services.endpoint_calls.ENDPOINT_CACHE_TTL_S` elsewhere.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from studio import registry
-from studio.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
-from studio.prompting import build_payload, output_text, response_tokens
-from studio.schemas import Message, ModelType
+from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.models import registry
 from studio.services.apps import get_app
-from studio.services.variants import get_variant, latest_version, version_config
-from studio.store import session_scope
+from studio.services.endpoint_calls import CHAT_PROBE, NAME_PATTERN, clear_endpoint_cache
+from studio.services.variants import get_variant, latest_version
 from studio.store.tables import (
     App,
     Endpoint,
     EndpointRevision,
-    ModelPrice,
     Variant,
     VariantVersion,
     utcnow,
 )
-from studio.templates import prompt_variables, render
 
 __all__ = [
-    "ENDPOINT_CACHE_TTL_S",
     "EndpointPublic",
-    "EndpointRuntime",
-    "GenerateResult",
     "RevisionPublic",
-    "call_model",
-    "clear_endpoint_cache",
     "default_endpoint_name",
     "deploy",
     "endpoint_history",
-    "generate",
     "get_endpoint",
     "list_endpoints",
-    "load_runtime",
-    "model_type_of",
     "rollback",
     "undeploy",
 ]
-
-ENDPOINT_CACHE_TTL_S = 0.5
-# Variants call ``connection/model`` names as chat models (as runs do).
-CHAT_PROBE: dict[str, Any] = {"messages": []}
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
 class EndpointPublic(BaseModel):
@@ -100,33 +72,6 @@ class RevisionPublic(BaseModel):
     variant_version_id: int | None
     version: int | None
     created_at: datetime
-
-
-class GenerateResult(BaseModel):
-    """One answer: the text, its usage and where it came from."""
-
-    output: str
-    finish_reason: str | None = None
-    model: str
-    endpoint: str | None = None
-    endpoint_id: int | None = None
-    app_id: int | None = None
-    version: int | None = None
-    prompt_tokens: int = 0
-    response_tokens: int = 0
-    cost: float = 0.0
-    latency_ms: float
-    model_latency_ms: float
-    response: dict[str, Any]
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "response_tokens": self.response_tokens,
-            "total_tokens": self.prompt_tokens + self.response_tokens,
-            "cost": self.cost,
-        }
 
 
 # -- deploy, rollback, undeploy ------------------------------------------------------
@@ -336,183 +281,3 @@ def endpoint_history(*, session: Session, name: str) -> list[RevisionPublic]:
             )
         )
     return out
-
-
-# -- the hot path: cached runtimes -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EndpointRuntime:
-    """Everything a request to an endpoint needs, read once from the database."""
-
-    endpoint_id: int
-    app_id: int
-    name: str
-    version: int
-    variant_version_id: int
-    prompt: Any  # PromptTemplate
-    parameters: dict[str, Any]
-    variables: tuple[str, ...]
-    prepared: registry.PreparedModel
-    price: tuple[float, float]  # USD per million prompt / response tokens
-
-
-_cache_lock = threading.Lock()
-_runtimes: dict[str, tuple[float, EndpointRuntime | None]] = {}
-_models: dict[str, tuple[float, registry.PreparedModel, tuple[float, float]]] = {}
-
-
-def clear_endpoint_cache() -> None:
-    with _cache_lock:
-        _runtimes.clear()
-        _models.clear()
-
-
-def _price(session: Session, names: Sequence[str]) -> tuple[float, float]:
-    for name in names:
-        if name:
-            row = session.get(ModelPrice, name)
-            if row is not None:
-                return row.input_per_mtok, row.output_per_mtok
-    return 0.0, 0.0
-
-
-def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
-    row = session.exec(select(Endpoint).where(Endpoint.name == name)).first()
-    if row is None or not row.active or row.variant_version_id is None:
-        return None
-    version = session.get(VariantVersion, row.variant_version_id)
-    assert version is not None and row.id is not None and version.id is not None
-    config = version_config(version)
-    prepared = registry.prepare_model(session=session, ref=config.model, payload=CHAT_PROBE)
-    return EndpointRuntime(
-        endpoint_id=row.id,
-        app_id=row.app_id,
-        name=row.name,
-        version=version.version,
-        variant_version_id=version.id,
-        prompt=config.prompt,
-        parameters=config.parameter_dict(),
-        variables=tuple(prompt_variables(config.prompt)),
-        prepared=prepared,
-        price=_price(session, [prepared.name, prepared.provider_model or ""]),
-    )
-
-
-def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
-    """The active endpoint ``name`` (cached for :data:`ENDPOINT_CACHE_TTL_S` seconds).
-
-    Raises :class:`NotFoundError` when there is none, unless ``missing_ok``.
-    """
-    key = name.strip().lower()
-    now = time.monotonic()
-    with _cache_lock:
-        cached = _runtimes.get(key)
-    if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        runtime = cached[1]
-    elif not NAME_PATTERN.match(key):
-        runtime = None  # no endpoint can have this name: no database round trip
-    else:
-        with session_scope() as session:
-            runtime = _load_runtime(session, key)
-        with _cache_lock:
-            _runtimes[key] = (now, runtime)
-    if runtime is None and not missing_ok:
-        raise NotFoundError(
-            f"No deployed endpoint '{name}'.",
-            hint="Deploy a variant to it first (`studio deploy --app APP --variant NAME`).",
-        )
-    return runtime
-
-
-def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, tuple[float, float]]:
-    now = time.monotonic()
-    with _cache_lock:
-        cached = _models.get(ref)
-    if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        return cached[1], cached[2]
-    if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
-        raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
-    with session_scope() as session:
-        prepared = registry.prepare_model(
-            session=session, ref=ref, payload=CHAT_PROBE if payload is None else payload
-        )
-        price = _price(session, [prepared.name, prepared.provider_model or ""])
-    with _cache_lock:
-        _models[ref] = (now, prepared, price)
-    return prepared, price
-
-
-async def _call(
-    prepared: registry.PreparedModel, price: tuple[float, float], payload: Any, started: float
-) -> GenerateResult:
-    model_started = time.perf_counter()
-    response = await registry.acall_prepared(prepared, payload)
-    finished = time.perf_counter()
-    data = response.model_dump(mode="json")
-    prompt_tokens, answer_tokens = response_tokens(data)
-    return GenerateResult(
-        output=output_text(data),
-        finish_reason=data.get("finish_reason"),
-        model=prepared.name,
-        prompt_tokens=prompt_tokens,
-        response_tokens=answer_tokens,
-        cost=(prompt_tokens * price[0] + answer_tokens * price[1]) / 1_000_000,
-        latency_ms=(finished - started) * 1000,
-        model_latency_ms=(finished - model_started) * 1000,
-        response=data,
-    )
-
-
-async def generate(
-    *,
-    name: str,
-    inputs: Mapping[str, Any],
-    messages: Sequence[Message] = (),
-    parameters: Mapping[str, Any] | None = None,
-) -> GenerateResult:
-    """Render endpoint ``name``'s template with ``inputs`` and call its model.
-
-    ``messages`` are appended after the rendered prompt (chat continuation);
-    ``parameters`` override the variant's sampling parameters.
-    """
-    started = time.perf_counter()
-    runtime = load_runtime(name)
-    assert runtime is not None
-    missing = [v for v in runtime.variables if v not in inputs]
-    if missing:
-        raise RequestValidationError(
-            [FieldProblem(f"inputs.{v}", "required by the endpoint's template") for v in missing],
-            what="request",
-        )
-    rendered: str | list[Message] = render(runtime.prompt, inputs)
-    if messages:
-        head = [Message(role="user", content=rendered)] if isinstance(rendered, str) else rendered
-        rendered = [*head, *messages]
-    mtype = runtime.prepared.model_type
-    if mtype not in (ModelType.COMPLETION, ModelType.CHAT_COMPLETION):
-        raise RequestValidationError(
-            [FieldProblem("model", f"an endpoint needs a completion or chat model, not {mtype}")]
-        )
-    payload = build_payload(mtype, rendered, {**runtime.parameters, **(parameters or {})})
-    result = await _call(runtime.prepared, runtime.price, payload, started)
-    return result.model_copy(
-        update={
-            "endpoint": runtime.name,
-            "endpoint_id": runtime.endpoint_id,
-            "app_id": runtime.app_id,
-            "version": runtime.version,
-        }
-    )
-
-
-async def call_model(*, ref: str, payload: Mapping[str, Any]) -> GenerateResult:
-    """Call model deployment ``ref`` with a request of its type (no usage written here)."""
-    started = time.perf_counter()
-    prepared, price = _prepared(ref, dict(payload))
-    return await _call(prepared, price, dict(payload), started)
-
-
-def model_type_of(ref: str) -> ModelType:
-    """The type of model deployment ``ref`` (cached like :func:`call_model`)."""
-    return _prepared(ref, None)[0].model_type

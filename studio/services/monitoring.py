@@ -32,14 +32,8 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from studio.errors import ConflictError, NotFoundError
-from studio.services.datasets import (
-    DatasetError,
-    latest_version,
-    load_rows,
-    save_edited_version,
-    upload_dataset,
-)
+from studio.core.errors import ConflictError, DatasetError, NotFoundError
+from studio.services.datasets import latest_version, load_rows, save_edited_version, upload_dataset
 from studio.store.tables import (
     Dataset,
     DatasetVersion,

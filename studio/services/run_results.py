@@ -13,15 +13,15 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from studio import registry
-from studio.errors import NotFoundError, StudioError
-from studio.export import to_csv, to_jsonl
-from studio.prompting import build_payload, output_text
+from studio.core.errors import NotFoundError, StudioError
+from studio.core.export import to_csv, to_jsonl
+from studio.core.prompting import build_payload, output_text
+from studio.core.templates import render
+from studio.models import registry
 from studio.services.datasets import get_version, load_rows
 from studio.services.runs import RunConfig, list_results
 from studio.store import session_scope
 from studio.store.tables import Dataset, DatasetVersion, Run, RunResult, utcnow
-from studio.templates import render
 
 __all__ = [
     "RESULT_COLUMNS",

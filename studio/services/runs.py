@@ -24,14 +24,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from studio import registry
-from studio.errors import NotFoundError, StudioError
-from studio.prompting import build_payload, output_text
+from studio.core.errors import NotFoundError, StudioError
+from studio.core.prompting import build_payload, output_text
+from studio.core.settings import DEFAULT_CONCURRENCY
+from studio.core.templates import PromptTemplate, render, require_columns
+from studio.models import registry
+from studio.models.usage import Price, price_of, usage_values
 from studio.services.datasets import get_version
 from studio.store import session_scope
 from studio.store.tables import DatasetRow, ModelCall, ResponseCache, Run, RunResult, utcnow
-from studio.templates import PromptTemplate, render, require_columns
-from studio.usage import cost_for
 
 __all__ = [
     "RunConfig",
@@ -44,7 +45,6 @@ __all__ = [
     "run_sync",
 ]
 
-DEFAULT_CONCURRENCY = 8
 PAGE_SIZE = 500  # dataset rows read at a time
 MAX_BATCH = 256  # finished rows written in one transaction, at most
 
@@ -136,7 +136,7 @@ def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[in
         return config, version.id, list(version.columns), int(rows), answered
 
 
-def _prepare(config: RunConfig) -> tuple[registry.PreparedModel, Prices]:
+def _prepare(config: RunConfig) -> tuple[registry.PreparedModel, Price]:
     """Resolve the run's model and its prices once: no row holds a session while it waits."""
     with session_scope() as session:
         mtype = registry.model_type(session=session, ref=config.model)
@@ -170,15 +170,9 @@ class _Call(BaseModel):
     cache_key: str | None = None
 
 
-Prices = tuple[float, float]  # USD per prompt token, per response token
-
-
-def _prices(session: Session, prepared: registry.PreparedModel) -> Prices:
-    """The model's price per token, read once per run."""
-    names = prepared.price_names
-    per_prompt = cost_for(session=session, names=names, prompt_tokens=1_000_000, response_tokens=0)
-    per_answer = cost_for(session=session, names=names, prompt_tokens=0, response_tokens=1_000_000)
-    return per_prompt / 1_000_000, per_answer / 1_000_000
+def _prices(session: Session, prepared: registry.PreparedModel) -> Price:
+    """The model's price, read once per run."""
+    return price_of(session=session, names=prepared.price_names)
 
 
 def _write(
@@ -186,7 +180,7 @@ def _write(
     result: RunResult,
     call: _Call | None,
     prepared: registry.PreparedModel,
-    prices: Prices,
+    prices: Price,
     *,
     with_result: bool = True,
 ) -> None:
@@ -196,20 +190,19 @@ def _write(
     """
     if call is not None:
         prompt, answer = result.prompt_tokens or 0, result.response_tokens or 0
-        result.cost = prompt * prices[0] + answer * prices[1] if call.response else 0.0
-        now = utcnow()
-        usage = ModelCall(  # what usage.record_call writes, without a flush per row
-            deployment_id=prepared.deployment_id,
-            model_name=prepared.name,
-            model_type=str(prepared.model_type),
-            source="run",
-            day=now.date(),
-            created_at=now,
-            latency_ms=call.latency_ms,
-            prompt_tokens=prompt,
-            response_tokens=answer,
-            cost=result.cost,
-            error=call.error[:2000] if call.error else None,
+        result.cost = prices.cost(prompt, answer) if call.response else 0.0
+        usage = ModelCall(
+            **usage_values(
+                deployment_id=prepared.deployment_id,
+                model_name=prepared.name,
+                model_type=prepared.model_type,
+                source="run",
+                latency_ms=call.latency_ms,
+                prompt_tokens=prompt,
+                response_tokens=answer,
+                cost=result.cost,
+                error=call.error,
+            )
         )
         session.add(usage)
     if with_result:
@@ -222,7 +215,7 @@ def _write(
 
 
 def _persist(
-    items: list[tuple[RunResult, _Call | None]], prepared: registry.PreparedModel, prices: Prices
+    items: list[tuple[RunResult, _Call | None]], prepared: registry.PreparedModel, prices: Price
 ) -> list[bool]:
     """Write finished rows in one transaction; for each, False if it was already answered.
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from studio.errors import ConfigError
+from studio.core.errors import ConfigError
+from studio.core.templates import PromptTemplate
 from studio.services.apps import create_app, list_apps
 from studio.services.datasets import list_datasets, upload_dataset
 from studio.services.variants import VariantConfig, create_variant, list_variants
-from studio.templates import PromptTemplate
 
 __all__ = ["DATA_DIR", "EXAMPLES", "Example", "create_example"]
 

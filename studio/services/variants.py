@@ -20,11 +20,11 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from studio.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
-from studio.schemas import Sampling, problems_from_pydantic
+from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.core.schemas import Sampling, problems_from_pydantic
+from studio.core.templates import MessageTemplate, PromptTemplate
 from studio.services.apps import get_app
 from studio.store.tables import Variant, VariantVersion
-from studio.templates import MessageTemplate, PromptTemplate
 
 __all__ = [
     "VariantConfig",

@@ -5,12 +5,17 @@ the CLI and the gateway can read while one of them writes. PostgreSQL is used
 when ``DATABASE_URL`` points at it; the code is the same. Migrations (Alembic)
 run on start; on PostgreSQL an advisory lock keeps several processes from
 migrating at once.
+
+The store imports only :mod:`studio.core`. What a fresh database starts with
+(built-in models, system templates, prices) belongs to the model layer, which
+registers it with :func:`register_seeder`; seeders run after every migration,
+inside the same transaction and lock, so concurrent starts agree.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +27,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from studio.errors import ConfigError
-from studio.settings import get_settings
+from studio.core.errors import ConfigError
+from studio.core.settings import get_settings
 
-__all__ = ["alembic_config", "get_engine", "init_db", "reset_engine", "session_scope"]
+__all__ = [
+    "alembic_config",
+    "get_engine",
+    "init_db",
+    "register_seeder",
+    "reset_engine",
+    "session_scope",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 727_274_001
@@ -34,6 +46,20 @@ _lock = threading.Lock()
 _engine: Engine | None = None
 _engine_url: str | None = None
 _migrated: set[str] = set()
+_seeders: list[Callable[[Session], None]] = []
+
+
+def register_seeder(seeder: Callable[[Session], None]) -> None:
+    """Run ``seeder(session)`` after every migration (idempotent seeders only).
+
+    Registering a new seeder makes the next :func:`get_engine` run the
+    migration step again (a no-op at head), so the seeder runs even when the
+    engine was opened before it was registered.
+    """
+    with _lock:
+        if seeder not in _seeders:
+            _seeders.append(seeder)
+            _migrated.clear()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -73,10 +99,9 @@ def _migrate(engine: Engine) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         # Seed inside the same transaction (and lock) so concurrent starts agree.
-        from studio.seed import seed_defaults
-
         with Session(bind=conn) as session:
-            seed_defaults(session)
+            for seeder in list(_seeders):
+                seeder(session)
             session.flush()
 
 

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlmodel import Session
 
-from studio.errors import StudioError
-from studio.settings import get_settings
+from studio.core.errors import StudioError
+from studio.core.settings import get_settings
 from studio.store import get_engine, session_scope
 
 __all__ = ["db_ready", "gateway_url", "page_header", "show_error", "studio_session"]

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
+from studio.core.templates import prompt_variables
 from studio.services.datasets import list_datasets, load_rows
 from studio.services.endpoints import EndpointPublic
 from studio.services.variants import get_version, version_config
-from studio.templates import prompt_variables
 from studio.ui.common import studio_session
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Models page, "Connections" tab: add, test, edit and remove provider connections.
 
 Keys are write-only: the password box is read in the save callback, stored
-encrypted by :mod:`studio.connections`, and emptied at once, so the key is
+encrypted by :mod:`studio.models.connections`, and emptied at once, so the key is
 never rendered back, kept in session state, or logged. Only the masked form
 (``••••••••abcd``) is shown afterwards.
 """
@@ -12,8 +12,10 @@ import pandas as pd
 import streamlit as st
 from pydantic import SecretStr
 
-from studio import registry
-from studio.connections import (
+from studio.core.errors import StudioError
+from studio.core.schemas import parse_document
+from studio.models import registry
+from studio.models.connections import (
     ConnectionCreate,
     ConnectionPublic,
     ConnectionUpdate,
@@ -23,8 +25,6 @@ from studio.connections import (
     remove_connection,
     update_connection,
 )
-from studio.errors import StudioError
-from studio.schemas import parse_document
 from studio.ui.common import studio_session
 from studio.ui.models_zoo import refresh_connection_models
 

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from studio import registry
-from studio.errors import RequestValidationError, StudioError
-from studio.model_specs import ModelCreate, ParameterSchema, ParameterSchemaField
-from studio.schemas import parse_document
+from studio.core.errors import RequestValidationError, StudioError
+from studio.core.schemas import parse_document
+from studio.models import registry
+from studio.models.specs import ModelCreate, ParameterSchema, ParameterSchemaField
 from studio.store.tables import ModelTemplate
 from studio.ui.common import show_error, studio_session
 

@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from studio import registry
-from studio.errors import FieldProblem, RequestValidationError, StudioError
-from studio.model_specs import RUNTIMES, TemplateCreate
-from studio.schemas import ModelType, parse_document
+from studio.core.errors import FieldProblem, RequestValidationError, StudioError
+from studio.core.schemas import ModelType, parse_document
+from studio.models import registry
+from studio.models.specs import RUNTIMES, TemplateCreate
 from studio.ui.common import show_error, studio_session
 
 __all__ = ["render_templates", "template_from_json"]

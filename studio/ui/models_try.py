@@ -14,8 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from studio import registry
-from studio.model_zoo import ZooEntry
+from studio.models import registry
+from studio.models.zoo import ZooEntry
 from studio.ui.common import show_error, studio_session
 from studio.ui.models_zoo import load_zoo
 

@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from studio.errors import FieldProblem, RequestValidationError
-from studio.model_zoo import ZooEntry
+from studio.core.errors import FieldProblem, RequestValidationError
+from studio.models.zoo import ZooEntry
 from studio.ui.common import show_error
 from studio.ui.models_try import run_request, show_exchange
 

@@ -1,6 +1,6 @@
 """Models page, "Usage" tab: requests, tokens, errors and latency by day.
 
-The numbers come from :func:`studio.usage.usage_statistics`, aggregated exactly
+The numbers come from :func:`studio.models.usage.usage_statistics`, aggregated exactly
 as ``studio model usage NAME --by deployment|name`` does, so the page and the
 CLI always agree.
 """
@@ -13,11 +13,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from studio import registry
-from studio.errors import StudioError
-from studio.model_zoo import used_model_names
+from studio.core.errors import StudioError
+from studio.models import registry
+from studio.models.usage import UsageStatistics, usage_statistics
+from studio.models.zoo import used_model_names
 from studio.ui.common import studio_session
-from studio.usage import UsageStatistics, usage_statistics
 
 __all__ = ["render_usage"]
 

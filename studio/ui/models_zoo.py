@@ -7,16 +7,16 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from studio.connections import (
+from studio.core.errors import StudioError
+from studio.core.settings import get_settings
+from studio.models.connections import (
     BUILTIN_CONNECTION,
     ConnectionPublic,
     list_connection_models,
     list_connections,
 )
-from studio.errors import StudioError
-from studio.model_zoo import ZooEntry, zoo_entries
+from studio.models.zoo import ZooEntry, zoo_entries
 from studio.providers import ModelInfo
-from studio.settings import get_settings
 from studio.ui.common import studio_session
 
 __all__ = ["load_zoo", "render_zoo"]

@@ -14,12 +14,12 @@ from typing import Any
 
 import streamlit as st
 
-from studio import registry
-from studio.connections import BUILTIN_CONNECTION, get_provider, list_connections
-from studio.errors import StudioError
-from studio.schemas import ModelType
+from studio.core.errors import StudioError
+from studio.core.schemas import ModelType
+from studio.core.templates import PromptTemplate, check_columns, render_preview, require_columns
+from studio.models import registry
+from studio.models.connections import BUILTIN_CONNECTION, get_provider, list_connections
 from studio.services.variants import VariantConfig, VariantParameters, parse_config
-from studio.templates import PromptTemplate, check_columns, render_preview, require_columns
 from studio.ui.common import show_error, studio_session
 
 __all__ = [

@@ -7,7 +7,6 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from studio.services.run_jobs import RunJob, run_jobs
 from studio.services.run_results import (
     ResultTable,
     export_results,
@@ -18,6 +17,7 @@ from studio.services.run_results import (
 )
 from studio.services.runs import retry_failed
 from studio.ui.common import show_error, studio_session
+from studio.ui.run_jobs import RunJob, run_jobs
 
 __all__ = ["progress_panel", "results_panel", "runs_picker", "start_job"]
 

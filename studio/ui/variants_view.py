@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from studio.errors import FieldProblem, RequestValidationError, StudioError
-from studio.registry import ModelOverview
+from studio.core.errors import FieldProblem, RequestValidationError, StudioError
+from studio.models.registry import ModelOverview
 from studio.services.variants import VariantConfig, VariantSummary, parse_config
 from studio.store.tables import VariantVersion
 

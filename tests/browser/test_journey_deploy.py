@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from studio.connections import ConnectionCreate, add_connection
+from studio.core.templates import PromptTemplate
+from studio.models.connections import ConnectionCreate, add_connection
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
 from studio.services.variants import VariantConfig, create_variant
 from studio.store import session_scope
-from studio.templates import PromptTemplate
 from tests.browser.conftest import ARTIFACTS
 from tests.providers.fakes import FaultyOpenAIServer, answer_for
 

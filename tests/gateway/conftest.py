@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from studio.core.templates import PromptTemplate
 from studio.gateway import create_app
 from studio.gateway.request_log import RequestLogger
-from studio.services import api_keys, endpoints
+from studio.services import api_keys, endpoint_calls, endpoints
 from studio.services.apps import create_app as create_studio_app
 from studio.services.variants import VariantConfig, create_variant, save_version
-from studio.templates import PromptTemplate
 
 
 @dataclass
@@ -76,4 +76,4 @@ def deployed(session: Session, mock_provider: Any) -> Iterator[Deployed]:
             provider=mock_provider,
         )
     api_keys.clear_key_cache()
-    endpoints.clear_endpoint_cache()
+    endpoint_calls.clear_endpoint_cache()

@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from studio.errors import ConflictError, NotFoundError, RequestValidationError
+from studio.core.errors import (
+    ConflictError,
+    NotFoundError,
+    RequestValidationError,
+    RevokedApiKeyError,
+)
+from studio.core.prompting import build_payload, output_text, response_tokens
+from studio.core.schemas import Message, ModelType
 from studio.gateway.request_log import LogEntry, RequestLogger
-from studio.prompting import build_payload, output_text, response_tokens
-from studio.schemas import Message, ModelType
-from studio.services import api_keys, endpoints, monitoring
+from studio.services import api_keys, endpoint_calls, endpoints, monitoring
 from studio.services.apps import create_app as create_studio_app
 from studio.store import session_scope
 from studio.store.tables import utcnow
@@ -31,7 +36,7 @@ def app_id(session: Session, mock_provider: Any) -> int:
 
 
 def _answer(name: str = "copy-email") -> str:
-    return asyncio.run(endpoints.generate(name=name, inputs={"event": "fair"})).output
+    return asyncio.run(endpoint_calls.generate(name=name, inputs={"event": "fair"})).output
 
 
 def test_deploy_redeploy_rollback_undeploy_keep_history(session: Session, app_id: int) -> None:
@@ -118,7 +123,7 @@ def test_keys_are_shown_once_stored_hashed_and_revocable(session: Session, app_i
     assert identity.app_id == app_id and identity.rate_limit_per_minute == 5
     api_keys.revoke_key(session=session, key_id=identity.id)
     session.commit()
-    with pytest.raises(api_keys.RevokedApiKeyError):
+    with pytest.raises(RevokedApiKeyError):
         api_keys.verify_key(secret=created.secret)
     with pytest.raises(RequestValidationError, match="rate_limit_per_minute"):
         api_keys.create_key(session=session, app="Copy", rate_limit_per_minute=0)

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlmodel import Session
 
-from studio.errors import ConflictError, NotFoundError, StudioError
+from studio.core.errors import ConflictError, NotFoundError, StudioError
 from studio.services import endpoints
 from studio.services.apps import create_app
 from studio.services.datasets import list_versions, load_rows, upload_dataset

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from studio.errors import ProviderTimeoutError, ProviderUnavailableError
+from studio.core.errors import ProviderTimeoutError, ProviderUnavailableError
+from studio.core.schemas import ChatCompletionRequest, Message
 from studio.providers.http_pool import pool_target
 from studio.providers.openai import OpenAIProvider
-from studio.schemas import ChatCompletionRequest, Message
 
 REQUEST = ChatCompletionRequest(messages=[Message(role="user", content="hi")])
 ANSWER = json.dumps(

@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from sqlmodel import Session, func, select
 
+from studio.core.settings import reset_settings
 from studio.gateway import create_app
 from studio.gateway.request_log import RequestLogger
 from studio.gateway.server import KEEP_ALIVE_S
-from studio.settings import reset_settings
 from studio.store import session_scope
 from studio.store.tables import ModelCall, RequestLog
 from tests.gateway.conftest import Deployed

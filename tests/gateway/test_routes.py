@@ -6,8 +6,8 @@ import json
 
 from sqlmodel import Session
 
-from studio.errors import ProviderTimeoutError, ProviderUnavailableError
-from studio.schemas import ChatCompletionResponse, Message
+from studio.core.errors import ProviderTimeoutError, ProviderUnavailableError
+from studio.core.schemas import ChatCompletionResponse, Message
 from studio.services import api_keys
 from studio.services.apps import create_app as create_studio_app
 from studio.store import session_scope

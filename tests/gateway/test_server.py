@@ -7,8 +7,8 @@ import socket
 import httpx
 import pytest
 
+from studio.core.settings import reset_settings
 from studio.gateway import server
-from studio.settings import reset_settings
 
 
 def test_embedded_gateway_starts_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from studio.connections import ConnectionCreate, add_connection
+from studio.core.templates import PromptTemplate
 from studio.gateway import create_app
 from studio.gateway.request_log import RequestLogger
-from studio.services import api_keys, endpoints
+from studio.models.connections import ConnectionCreate, add_connection
+from studio.services import api_keys, endpoint_calls, endpoints
 from studio.services.apps import create_app as create_studio_app
 from studio.services.variants import VariantConfig, create_variant
-from studio.templates import PromptTemplate
 from tests.providers.fakes import FaultyOpenAIServer
 
 Start = Callable[..., FaultyOpenAIServer]
@@ -32,7 +32,7 @@ def gateway_over(
 ) -> Iterator[Callable[[FaultyOpenAIServer], tuple[TestClient, dict[str, str]]]]:
     monkeypatch.setenv("STUDIO_REQUEST_TIMEOUT", "0.5")
     monkeypatch.setenv("STUDIO_MAX_RETRIES", "5")
-    from studio.settings import reset_settings
+    from studio.core.settings import reset_settings
 
     reset_settings()
     clients: list[Any] = []
@@ -65,7 +65,7 @@ def gateway_over(
     for client in clients:
         client.__exit__(None, None, None)
     api_keys.clear_key_cache()
-    endpoints.clear_endpoint_cache()
+    endpoint_calls.clear_endpoint_cache()
 
 
 def _generate(client: TestClient, headers: dict[str, str], question: str) -> Any:

@@ -6,14 +6,13 @@ from typing import Any
 
 import pytest
 
-from studio.errors import (
+from studio.core.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderRequestError,
     ProviderUnavailableError,
 )
-from studio.providers.anthropic import AnthropicProvider
-from studio.schemas import (
+from studio.core.schemas import (
     AgentAction,
     AgentRequest,
     ChatCompletionRequest,
@@ -22,6 +21,7 @@ from studio.schemas import (
     ModelType,
     Tool,
 )
+from studio.providers.anthropic import AnthropicProvider
 
 from .fakes import FakeAPI, reply
 

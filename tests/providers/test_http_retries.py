@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from studio.errors import (
+from studio.core.errors import (
     ProviderAuthError,
     ProviderRateLimitError,
     ProviderRequestError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from studio.core.schemas import ChatCompletionRequest, Message
 from studio.providers.openai import OpenAIProvider
-from studio.schemas import ChatCompletionRequest, Message
 
 from .fakes import FakeAPI, FakeServer, Step, chat_body, raw_reply, reply
 

@@ -15,22 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.errors import ConfigError, NotFoundError, ProviderRequestError
-from studio.providers import provider_class
-from studio.providers.builtin import (
-    BUILTIN_MODELS,
-    SMOLLM2_THREADS,
-    BuiltinProvider,
-    smollm2_gguf,
-)
-from studio.providers.local import (
-    LlamaCppProvider,
-    SentenceTransformersProvider,
-    agent_messages,
-    clear_loaded_models,
-    loaded_models,
-)
-from studio.schemas import (
+from studio.core.errors import ConfigError, NotFoundError, ProviderRequestError
+from studio.core.schemas import (
     AgentAction,
     AgentRequest,
     ChatCompletionRequest,
@@ -41,6 +27,16 @@ from studio.schemas import (
     RerankingRequest,
     Tool,
 )
+from studio.providers import provider_class
+from studio.providers.builtin import (
+    BUILTIN_MODELS,
+    SMOLLM2_THREADS,
+    BuiltinProvider,
+    smollm2_gguf,
+)
+from studio.providers.local import clear_loaded_models, loaded_models
+from studio.providers.local_embeddings import SentenceTransformersProvider
+from studio.providers.local_llama import LlamaCppProvider, agent_messages
 
 CHAT = "smollm2-135m-instruct"
 COMPLETION = "smollm2-135m-completion"

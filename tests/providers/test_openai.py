@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from studio.errors import ConfigError, ProviderAuthError, ProviderRequestError
-from studio.errors import ProviderUnavailableError as Unavailable
-from studio.providers.openai import OpenAIProvider
-from studio.schemas import (
+from studio.core.errors import ConfigError, ProviderAuthError, ProviderRequestError
+from studio.core.errors import ProviderUnavailableError as Unavailable
+from studio.core.schemas import (
     AgentAction,
     AgentRequest,
     ChatCompletionRequest,
@@ -22,6 +21,7 @@ from studio.schemas import (
     ModelType,
     Tool,
 )
+from studio.providers.openai import OpenAIProvider
 
 from .fakes import FakeAPI, chat_body, reply
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from studio.errors import (
+from studio.core.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderRequestError,
     ProviderUnavailableError,
 )
+from studio.core.schemas import RerankingRequest
 from studio.providers.rerank import RerankProvider
-from studio.schemas import RerankingRequest
 
 from .fakes import FakeAPI, reply
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session
 
-from studio.errors import ConflictError, NotFoundError, RequestValidationError
+from studio.core.errors import ConflictError, NotFoundError, RequestValidationError
 from studio.services import apps
 from studio.services.datasets import upload_dataset
 from studio.store.tables import Run, Variant, VariantVersion

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from studio.errors import NotFoundError, StudioError
+from studio.core.errors import DatasetError, NotFoundError, StudioError
 from studio.services import datasets as ds
 from studio.services.apps import create_app
-from studio.services.datasets import DatasetError, parse_table
+from studio.services.datasets import parse_table
 from studio.store.tables import DatasetRow
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from studio.connections import ConnectionCreate, add_connection
+from studio.core.templates import PromptTemplate
+from studio.models.connections import ConnectionCreate, add_connection
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
 from studio.services.runs import RunConfig, create_run, list_results, run_sync
 from studio.store import session_scope
 from studio.store.tables import RunResult
-from studio.templates import PromptTemplate
 from tests.providers.fakes import FaultyOpenAIServer, answer_for
 
 ROWS = 200

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from studio.errors import ProviderUnavailableError, StudioError
+from studio.core.errors import ProviderUnavailableError, StudioError
+from studio.core.templates import PromptTemplate
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
 from studio.services.runs import (
@@ -20,7 +21,6 @@ from studio.services.runs import (
     run_sync,
 )
 from studio.store.tables import RunResult
-from studio.templates import PromptTemplate
 
 CSV = "event,demographic\n" + "".join(f"Event {i},group {i % 3}\n" for i in range(30))
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from studio.connections import ConnectionCreate, add_connection, clear_provider_cache
+from studio.core.settings import reset_settings
+from studio.core.templates import PromptTemplate
+from studio.models.connections import ConnectionCreate, add_connection, clear_provider_cache
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
 from studio.services.runs import RunConfig, create_run, list_results, retry_failed, run_sync
-from studio.settings import reset_settings
 from studio.store.tables import ModelCall
-from studio.templates import PromptTemplate
 from tests.providers.fakes import FAULTS, FaultyOpenAIServer, answer_for
 
 StartServer = Callable[..., FaultyOpenAIServer]

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from studio.errors import ConflictError, RequestValidationError
+from studio.core.errors import ConflictError, RequestValidationError
+from studio.core.templates import PromptTemplate
 from studio.services.apps import create_app
 from studio.services.variants import (
     VariantConfig,
@@ -25,7 +26,6 @@ from studio.services.variants import (
     version_config,
 )
 from studio.store.tables import Variant
-from studio.templates import PromptTemplate
 
 
 def _config(template: str = "Email about {{event}}", **params: Any) -> VariantConfig:

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from studio.connections import BUILTIN_CONNECTION
+from studio.models.connections import BUILTIN_CONNECTION
+from studio.models.registry import list_deployments, list_model_groups, list_models, list_templates
+from studio.models.usage import list_prices
 from studio.providers import ModelInfo
-from studio.registry import list_deployments, list_model_groups, list_models, list_templates
 from studio.store.tables import ModelCall
-from studio.usage import list_prices
 
 __all__ = ["OFFLINE_RUNTIMES", "ZooEntry", "used_model_names", "zoo_entries"]
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from studio.cli_output import JsonOpt, out, print_json, table
+from studio.cli.output import JsonOpt, out, print_json, table
 from studio.services import api_keys, endpoints
 from studio.store import session_scope
 

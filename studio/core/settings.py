@@ -14,7 +14,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = ["DEFAULT_CONCURRENCY", "Settings", "get_settings", "reset_settings"]
+
+# Calls in flight at once when nobody chose a number: a run's "Parallel calls", a
+# connection without its own limit, a CSV batch on the gateway. The one place it is written.
+DEFAULT_CONCURRENCY = 8
 
 
 class Settings(BaseSettings):
@@ -74,7 +78,7 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(default=0.5, ge=0, validation_alias="STUDIO_RETRY_BASE_DELAY")
     retry_max_delay_s: float = Field(default=30.0, ge=0, validation_alias="STUDIO_RETRY_MAX_DELAY")
     default_concurrency: int = Field(
-        default=8, ge=1, le=1024, validation_alias="STUDIO_DEFAULT_CONCURRENCY"
+        default=DEFAULT_CONCURRENCY, ge=1, le=1024, validation_alias="STUDIO_DEFAULT_CONCURRENCY"
     )
 
     @property

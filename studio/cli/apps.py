@@ -27,11 +27,11 @@ from rich.progress import (
 )
 from sqlmodel import Session, SQLModel
 
-from studio.cli_output import JsonOpt, print_json, table
-from studio.errors import ConfigError, NotFoundError, StudioError
+from studio.cli.output import JsonOpt, print_json, table
+from studio.core.errors import ConfigError, NotFoundError, StudioError
 from studio.services.apps import create_app, get_app, list_apps
 from studio.services.datasets import get_version, list_datasets, upload_dataset
-from studio.services.run_results import export_results
+from studio.services.run_results import export_results, summarize
 from studio.services.runs import RunConfig, RunProgress, create_run, list_results, run_sync
 from studio.services.variants import (
     create_variant,
@@ -372,17 +372,16 @@ def _execute(run_id: int) -> tuple[RunProgress | None, bool]:
 
 
 def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
-    assert run.id is not None
-    results = list_results(session=session, run_id=run.id)
+    totals = summarize(session=session, run=run)  # the same figures the Playground shows
     return {
-        "run_id": run.id,
-        "status": run.status,
-        "rows": len(results),
-        "total_rows": run.total_rows * run.samples,
-        "errors": sum(1 for r in results if r.error),
-        "prompt_tokens": sum(r.prompt_tokens or 0 for r in results),
-        "response_tokens": sum(r.response_tokens or 0 for r in results),
-        "cost": round(sum(r.cost or 0.0 for r in results), 6),
+        "run_id": totals.id,
+        "status": totals.status,
+        "rows": totals.rows,
+        "total_rows": totals.total,
+        "errors": totals.errors,
+        "prompt_tokens": totals.prompt_tokens,
+        "response_tokens": totals.response_tokens,
+        "cost": round(totals.cost, 6),
         "wall_time_s": round(wall_s, 2),
     }
 

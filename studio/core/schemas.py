@@ -3,7 +3,7 @@
 Every request model rejects unknown fields; ``temperature`` lies in [0, 1]
 (0 means greedy); at most four stop sequences. :func:`validate_request` turns
 a JSON payload into the request type of a model type and, on failure, raises
-:class:`~studio.errors.RequestValidationError` naming each field and rule.
+:class:`~studio.core.errors.RequestValidationError` naming each field and rule.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from studio.errors import FieldProblem, RequestValidationError
+from studio.core.errors import FieldProblem, RequestValidationError
 
 __all__ = [
     "REQUEST_TYPES",

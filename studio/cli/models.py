@@ -1,95 +1,34 @@
-"""The ``studio`` command line: the Models API and connections, for people and scripts.
+"""The ``studio`` commands of the Models API: model templates, models, model groups.
 
-Human output is tables; ``--json`` prints JSON for scripts. Any error prints
-one line, ``error: <what is wrong> <how to fix it>``, and exits non-zero.
+Templates → models → deployments → execute, as in the platform's Models API.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-from studio import registry
-from studio.cli_apps import register_app_commands
-from studio.cli_gateway import register_gateway_commands
-from studio.cli_output import JsonOpt, out, print_json, table
-from studio.connections import (
-    ConnectionCreate,
-    add_connection,
-    get_provider,
-    list_connections,
-    remove_connection,
-)
-from studio.errors import ConfigError, FieldProblem, RequestValidationError, StudioError
-from studio.model_specs import ModelCreate, TemplateCreate
-from studio.schemas import model_schemas, parse_document
-from studio.store import session_scope
-from studio.usage import list_prices, set_price, usage_statistics
+from studio.cli.output import JsonOpt, dump_row, fields, out, print_json, read_json, table
+from studio.cli.output import session as _session
+from studio.core.errors import ConfigError, StudioError
+from studio.core.schemas import model_schemas, parse_document
+from studio.models import registry
+from studio.models.specs import ModelCreate, TemplateCreate
+from studio.models.usage import usage_statistics
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="studio",
-    help="Prompt Studio: model templates, models, deployments, execute, usage.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 template_app = typer.Typer(help="Model templates (creating them needs admin mode).")
 model_app = typer.Typer(help="Models: create, inspect, validate requests, execute, usage.")
-provider_app = typer.Typer(help="Provider connections (OpenAI-compatible, Anthropic, rerank).")
-price_app = typer.Typer(help="The per-model price table used for cost.")
 group_app = typer.Typer(help="Model groups (namespaces for models).")
-app.add_typer(template_app, name="model-template")
-app.add_typer(model_app, name="model")
-app.add_typer(provider_app, name="provider")
-app.add_typer(price_app, name="price")
-app.add_typer(group_app, name="model-group")
-register_app_commands(app)
-register_gateway_commands(app)
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
-
-
-def _fields(title: str, data: dict[str, Any]) -> None:
-    rows = [
-        [k, json.dumps(v, indent=2, default=str) if isinstance(v, dict | list) else v]
-        for k, v in data.items()
-    ]
-    table(title, ["field", "value"], rows)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"File not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestValidationError(
-            [FieldProblem(f"line {exc.lineno} column {exc.colno}", exc.msg)],
-            what=f"JSON in {path.name}",
-        ) from exc
-
-
-def _dump_row(row: SQLModel) -> dict[str, Any]:
-    return row.model_dump(mode="json")
+def register_model_commands(app: typer.Typer) -> None:
+    """Add the model-template, model and model-group commands to the ``studio`` CLI."""
+    app.add_typer(template_app, name="model-template")
+    app.add_typer(model_app, name="model")
+    app.add_typer(group_app, name="model-group")
 
 
 # -- model templates ----------------------------------------------------------------------
@@ -101,7 +40,7 @@ def template_list(as_json: JsonOpt = False) -> None:
     with _session() as session:
         rows = registry.list_templates(session=session)
         if as_json:
-            print_json([_dump_row(r) for r in rows])
+            print_json([dump_row(r) for r in rows])
             return
         table(
             "Model templates",
@@ -127,11 +66,11 @@ def template_list(as_json: JsonOpt = False) -> None:
 @template_app.command("create")
 def template_create(file: Path, as_json: JsonOpt = False) -> None:
     """Create a model template from a JSON file (admin mode: STUDIO_ADMIN=1)."""
-    data = parse_document(TemplateCreate, _read_json(file), "model template")
+    data = parse_document(TemplateCreate, read_json(file), "model template")
     with _session() as session:
         row = registry.create_template(session=session, data=data)
-        print_json(_dump_row(row)) if as_json else _fields(
-            "Output of model-template create", _dump_row(row)
+        print_json(dump_row(row)) if as_json else fields(
+            "Output of model-template create", dump_row(row)
         )
 
 
@@ -140,7 +79,7 @@ def template_get(ref: str, as_json: JsonOpt = False) -> None:
     """Show one model template (by id or name)."""
     with _session() as session:
         row = registry.get_template(session=session, ref=ref)
-        print_json(_dump_row(row)) if as_json else _fields("Model template", _dump_row(row))
+        print_json(dump_row(row)) if as_json else fields("Model template", dump_row(row))
 
 
 @template_app.command("delete")
@@ -162,7 +101,7 @@ def show_model_schemas() -> None:
 
 def _model_row(session: Session, ref: str) -> dict[str, Any]:
     resolved = registry.resolve_model(session=session, ref=ref)
-    data = _dump_row(resolved.model)
+    data = dump_row(resolved.model)
     dep = resolved.deployment
     data["status"] = dep.status if dep else "N/A"
     data["deployment_id"] = dep.id if dep else None
@@ -195,7 +134,7 @@ def model_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a model from a JSON file; its deployment starts at once."""
-    payload = _read_json(file)
+    payload = read_json(file)
     if model_template_id and isinstance(payload, dict):
         payload["model_template_id"] = model_template_id
     data = parse_document(ModelCreate, payload, "model")
@@ -205,7 +144,7 @@ def model_create(
     if as_json:
         print_json(info)
         return
-    _fields("Output of model create", info)
+    fields("Output of model create", info)
     if info["status"] == "FAILED":
         raise typer.Exit(code=1)
 
@@ -219,7 +158,7 @@ def model_get(ref: str, as_json: JsonOpt = False) -> None:
         print_json(info)
         return
     keys = ["id", "name", "model_type", "status", "status_reason", "deployment_id"]
-    _fields("Model", {k: info[k] for k in keys if k in info})
+    fields("Model", {k: info[k] for k in keys if k in info})
 
 
 @model_app.command("describe")
@@ -234,7 +173,7 @@ def model_describe(ref: str, as_json: JsonOpt = False) -> None:
             {"id": d.id, "name": d.name, "status": d.status, "builtin": d.is_builtin}
             for d in registry.list_deployments(session=session, model_id=info["id"])
         ]
-    print_json(info) if as_json else _fields("Model", info)
+    print_json(info) if as_json else fields("Model", info)
 
 
 @model_app.command("deploy")
@@ -242,8 +181,8 @@ def model_deploy(ref: str, as_json: JsonOpt = False) -> None:
     """(Re)start a model's deployment and report READY or FAILED with the reason."""
     with _session() as session:
         dep = registry.deploy_model(session=session, ref=ref)
-        data = _dump_row(dep)
-    print_json(data) if as_json else _fields("Deployment", data)
+        data = dump_row(dep)
+    print_json(data) if as_json else fields("Deployment", data)
     if dep.status == "FAILED":
         raise typer.Exit(code=1)
 
@@ -251,7 +190,7 @@ def model_deploy(ref: str, as_json: JsonOpt = False) -> None:
 @model_app.command("validate-request")
 def model_validate_request(ref: str, file: Path) -> None:
     """Check a request file against the model type's schema without calling the model."""
-    payload = _read_json(file)
+    payload = read_json(file)
     with _session() as session:
         req = registry.validate_model_request(session=session, ref=ref, payload=payload)
     typer.echo(f"Request is valid ({type(req).__name__}).")
@@ -260,7 +199,7 @@ def model_validate_request(ref: str, file: Path) -> None:
 @model_app.command("execute")
 def model_execute(ref: str, file: Path, as_json: JsonOpt = False) -> None:
     """Execute a request file against a model (id, name, or connection/model)."""
-    payload = _read_json(file)
+    payload = read_json(file)
     with _session() as session:
         response = registry.execute(session=session, ref=ref, payload=payload, source="cli")
     if as_json:
@@ -339,138 +278,11 @@ def model_usage(
     )
 
 
-# -- providers ----------------------------------------------------------------------------------
-
-
-@provider_app.command("add")
-def provider_add(
-    name: str,
-    kind: Annotated[str, typer.Option(help="openai | anthropic | rerank")],
-    base_url: Annotated[str | None, typer.Option(help="Server URL, e.g. http://host/v1")] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable that holds the key.")
-    ] = None,
-    api_key_stdin: Annotated[
-        bool, typer.Option(help="Read the key from standard input; stored encrypted.")
-    ] = False,
-    concurrency: Annotated[int | None, typer.Option(help="Calls in flight at once.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Per-call timeout in seconds.")] = None,
-) -> None:
-    """Add a connection. Its models are then called as NAME/model."""
-    key = sys.stdin.readline().strip() if api_key_stdin else None
-    if api_key_stdin and not key:
-        raise ConfigError("No key was given on standard input.")
-    options: dict[str, Any] = {}
-    if concurrency is not None:
-        options["concurrency"] = concurrency
-    if timeout is not None:
-        options["timeout_s"] = timeout
-    data = parse_document(
-        ConnectionCreate,
-        {
-            "name": name,
-            "kind": kind,
-            "base_url": base_url,
-            "api_key_env": api_key_env,
-            "api_key": SecretStr(key) if key else None,
-            "options": options,
-        },
-        "connection",
-    )
-    with _session() as session:
-        conn = add_connection(session=session, data=data)
-    typer.echo(f"Added connection '{conn.name}' ({conn.kind}). Call its models as {name}/MODEL.")
-
-
-@provider_app.command("list")
-def provider_list(as_json: JsonOpt = False) -> None:
-    """List connections (keys are never shown)."""
-    with _session() as session:
-        conns = list_connections(session=session)
-    if as_json:
-        print_json(conns)
-        return
-    table(
-        "Connections",
-        ["name", "kind", "base_url", "key", "source"],
-        [
-            [
-                c.name,
-                c.kind,
-                c.base_url or "",
-                (f"${c.api_key_env}" if c.api_key_env else "stored")
-                if c.has_key or c.api_key_env
-                else "none",
-                c.source,
-            ]
-            for c in conns
-        ],
-    )
-
-
-@provider_app.command("remove")
-def provider_remove(name: str) -> None:
-    """Remove a stored connection."""
-    with _session() as session:
-        remove_connection(session=session, name=name)
-    typer.echo(f"Removed connection '{name}'.")
-
-
-@provider_app.command("models")
-def provider_models(name: str, as_json: JsonOpt = False) -> None:
-    """List the models a connection offers (asks the server)."""
-    import asyncio
-
-    with _session() as session:
-        provider = get_provider(session=session, name=name)
-    infos = asyncio.run(provider.list_models())
-    if as_json:
-        print_json(infos)
-        return
-    table(
-        f"Models of {name}",
-        ["name", "type", "context", "offline"],
-        [[f"{name}/{i.id}", i.model_type.value, i.context_window, i.offline] for i in infos],
-    )
-
-
-# -- prices, groups ------------------------------------------------------------------------------
-
-
-@price_app.command("list")
-def price_list(as_json: JsonOpt = False) -> None:
-    """Show prices in USD per million tokens."""
-    with _session() as session:
-        rows = [_dump_row(r) for r in list_prices(session=session)]
-    if as_json:
-        print_json(rows)
-        return
-    table(
-        "Prices (USD per million tokens)",
-        ["model", "input", "output"],
-        [[r["model"], r["input_per_mtok"], r["output_per_mtok"]] for r in rows],
-    )
-
-
-@price_app.command("set")
-def price_set(
-    model: str,
-    input_price: Annotated[float, typer.Option("--input", help="USD per million input tokens")],
-    output_price: Annotated[float, typer.Option("--output", help="USD per million output tokens")],
-) -> None:
-    """Set the price of a model (its full name or the provider's model id)."""
-    with _session() as session:
-        set_price(
-            session=session, model=model, input_per_mtok=input_price, output_per_mtok=output_price
-        )
-    typer.echo(f"Price of {model}: ${input_price}/M input, ${output_price}/M output tokens.")
-
-
 @group_app.command("list")
 def group_list(as_json: JsonOpt = False) -> None:
     """List model groups."""
     with _session() as session:
-        rows = [_dump_row(g) for g in registry.list_model_groups(session=session)]
+        rows = [dump_row(g) for g in registry.list_model_groups(session=session)]
     if as_json:
         print_json(rows)
         return
@@ -487,29 +299,3 @@ def group_create(name: str, description: str = "") -> None:
     with _session() as session:
         row = registry.create_model_group(session=session, name=name, description=description)
     typer.echo(f"Created model group '{row.name}' ({row.id}).")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns every error into one line and a non-zero exit."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except StudioError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)

@@ -8,6 +8,8 @@ tokens), which the user edits with ``studio price set``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -15,19 +17,25 @@ from pydantic import BaseModel
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from studio.errors import RequestValidationError
-from studio.schemas import ModelType
+from studio.core.errors import RequestValidationError
+from studio.core.schemas import ModelType
 from studio.store.tables import ModelCall, ModelPrice, utcnow
 
 __all__ = [
+    "MAX_ERROR_CHARS",
     "DayUsage",
+    "Price",
     "UsageStatistics",
     "cost_for",
     "list_prices",
+    "price_of",
     "record_call",
     "set_price",
     "usage_statistics",
+    "usage_values",
 ]
+
+MAX_ERROR_CHARS = 2000  # a usage row keeps the start of a long provider error
 
 
 class DayUsage(BaseModel):
@@ -53,24 +61,42 @@ class UsageStatistics(BaseModel):
     by_day: list[DayUsage] = []
 
 
+@dataclass(frozen=True)
+class Price:
+    """USD per million prompt and response tokens (zero when a model has no price)."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+    def cost(self, prompt_tokens: int, response_tokens: int) -> float:
+        """USD for one call with these token counts."""
+        return (
+            prompt_tokens * self.input_per_mtok + response_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+def price_of(*, session: Session, names: Sequence[str]) -> Price:
+    """The price of the first of ``names`` found in the price table (the one price lookup)."""
+    for name in names:
+        if name and "\x00" not in name:
+            row = session.get(ModelPrice, name)
+            if row is not None:
+                return Price(row.input_per_mtok, row.output_per_mtok)
+    return Price()
+
+
 def cost_for(
-    *, session: Session, names: list[str], prompt_tokens: int, response_tokens: int
+    *, session: Session, names: Sequence[str], prompt_tokens: int, response_tokens: int
 ) -> float:
     """Cost of one call, using the first of ``names`` found in the price table."""
-    for name in names:
-        price = session.get(ModelPrice, name)
-        if price is not None:
-            return (
-                prompt_tokens * price.input_per_mtok + response_tokens * price.output_per_mtok
-            ) / 1_000_000
-    return 0.0
+    return price_of(session=session, names=names).cost(prompt_tokens, response_tokens)
 
 
 def set_price(
     *, session: Session, model: str, input_per_mtok: float, output_per_mtok: float
 ) -> ModelPrice:
     if input_per_mtok < 0 or output_per_mtok < 0:
-        from studio.errors import FieldProblem
+        from studio.core.errors import FieldProblem
 
         raise RequestValidationError(
             [FieldProblem("price", "must be >= 0 USD per million tokens")], what="price"
@@ -90,9 +116,8 @@ def list_prices(*, session: Session) -> list[ModelPrice]:
     return list(session.exec(select(ModelPrice).order_by(col(ModelPrice.model))).all())
 
 
-def record_call(
+def usage_values(
     *,
-    session: Session,
     deployment_id: str | None,
     model_name: str,
     model_type: ModelType | str,
@@ -102,21 +127,29 @@ def record_call(
     cost: float = 0.0,
     error: str | None = None,
     source: str = "api",
-) -> ModelCall:
-    now = utcnow()
-    row = ModelCall(
-        deployment_id=deployment_id,
-        model_name=model_name,
-        model_type=str(model_type),
-        source=source,
-        day=now.date(),
-        created_at=now,
-        latency_ms=latency_ms,
-        prompt_tokens=prompt_tokens,
-        response_tokens=response_tokens,
-        cost=cost,
-        error=error,
-    )
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of one :class:`~studio.store.tables.ModelCall` row: the one place a
+    model call's usage is shaped, for execute, runs and the gateway's request log alike."""
+    now = created_at or utcnow()
+    return {
+        "deployment_id": deployment_id,
+        "model_name": model_name,
+        "model_type": str(model_type),
+        "source": source,
+        "day": now.date(),
+        "created_at": now,
+        "latency_ms": latency_ms,
+        "prompt_tokens": prompt_tokens,
+        "response_tokens": response_tokens,
+        "cost": cost,
+        "error": error[:MAX_ERROR_CHARS] if error is not None else None,
+    }
+
+
+def record_call(*, session: Session, **values: Any) -> ModelCall:
+    """Add one usage row (see :func:`usage_values` for the fields) and flush."""
+    row = ModelCall(**usage_values(**values))
     session.add(row)
     session.flush()
     return row

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from studio.schemas import Message, ModelType
+from studio.core.schemas import Message, ModelType
 
 __all__ = ["build_payload", "output_text", "response_tokens"]
 

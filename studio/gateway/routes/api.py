@@ -2,7 +2,7 @@
 endpoint and monitoring read API, and the health checks.
 
 Request bodies go through the same validation as the CLI
-(:func:`studio.schemas.parse_document` and the registry's own checks).
+(:func:`studio.core.schemas.parse_document` and the registry's own checks).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from studio import registry
+from studio.core.schemas import model_schemas, parse_document
 from studio.gateway.deps import ApiKeyDep, SessionDep, context, require_app
-from studio.model_specs import ModelCreate, TemplateCreate
-from studio.schemas import model_schemas, parse_document
+from studio.models import registry
+from studio.models.specs import ModelCreate, TemplateCreate
+from studio.models.usage import UsageStatistics, usage_statistics
 from studio.services import endpoints, monitoring
 from studio.store import session_scope
 from studio.store.tables import utcnow
-from studio.usage import UsageStatistics, usage_statistics
 
 __all__ = ["health", "router"]
 
@@ -218,7 +218,7 @@ def recent_requests(
 ) -> list[monitoring.RequestSummary]:
     chosen: Any = int(status) if status.isdigit() else status
     if chosen not in ("all", "ok", "error") and not isinstance(chosen, int):
-        from studio.errors import FieldProblem, RequestValidationError
+        from studio.core.errors import FieldProblem, RequestValidationError
 
         raise RequestValidationError([FieldProblem("status", "all, ok, error or a number")])
     return monitoring.list_requests(

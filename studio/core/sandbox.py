@@ -1,66 +1,53 @@
-"""Sandboxed prompt templates: ``Write an email about {{event}} for {{demographic}}``.
+"""The sandbox prompt templates render in: Jinja2's immutable sandbox, made stricter.
 
-Templates are Jinja2 rendered in an immutable sandbox. Before a template is
-compiled its syntax tree is checked: names starting with an underscore,
-``self``, macros, includes and recursive loops are refused. The compiled code
-is also rewritten so that every loop, list, dict and string concatenation
-passes through a budget: at most :data:`MAX_OUTPUT_CHARS` characters (or
-items), :data:`MAX_LOOP_ITERATIONS` loop steps and :data:`RENDER_TIMEOUT_S`
-seconds per render. Every failure is a :class:`PromptTemplateError`::
-
-    PromptTemplateError (StudioError)
-    ├── PromptSyntaxError      the template does not parse (names the line)
-    ├── UnsafeTemplateError    reaches for Python internals or unsupported tags
-    ├── TemplateLimitError     output, range, loop, number or time budget exceeded
-    ├── MissingColumnsError    the template uses a variable the dataset lacks
-    └── PromptRenderError      anything else that fails while rendering a row
+Before a template is compiled its syntax tree is checked: names starting with
+an underscore, ``self``, macros, includes and recursive loops are refused. The
+compiled code is also rewritten so that every loop, list, dict and string
+concatenation passes through a budget: at most :data:`MAX_OUTPUT_CHARS`
+characters (or items), :data:`MAX_LOOP_ITERATIONS` loop steps and
+:data:`RENDER_TIMEOUT_S` seconds per render. :mod:`studio.core.templates`
+builds prompts on top of it.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache, wraps
-from typing import Any, Literal
+from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.filters import FILTERS
 from jinja2.runtime import Namespace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_context
 from jinja2.visitor import NodeTransformer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from studio.errors import StudioError
-from studio.schemas import Message
+from studio.core.errors import (
+    PromptSyntaxError,
+    PromptTemplateError,
+    TemplateLimitError,
+    UnsafeTemplateError,
+)
 
 __all__ = [
+    "BUDGET",
+    "ENV",
     "MAX_LOOP_ITERATIONS",
     "MAX_OUTPUT_CHARS",
     "MAX_RANGE",
     "RENDER_TIMEOUT_S",
-    "ColumnCheck",
-    "MessageTemplate",
-    "MissingColumnsError",
-    "PromptRenderError",
-    "PromptSyntaxError",
-    "PromptTemplate",
-    "PromptTemplateError",
-    "TemplateLimitError",
-    "UnsafeTemplateError",
-    "check_columns",
-    "prompt_variables",
-    "render",
-    "render_preview",
-    "require_columns",
-    "template_variables",
-    "validate_prompt",
+    "Budget",
+    "Problem",
+    "compiled",
+    "syntax_problem",
+    "too_big",
+    "user_error",
 ]
 
 MAX_OUTPUT_CHARS = 1_000_000
@@ -89,92 +76,11 @@ _REFUSED_TAGS: dict[type[nodes.Node], str] = {
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-# -- errors -------------------------------------------------------------------
-
-
-class PromptTemplateError(StudioError):
-    """Base class of every template problem."""
-
-
-class PromptSyntaxError(PromptTemplateError):
-    def __init__(self, message: str, *, lineno: int | None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.lineno = lineno
-
-
-class UnsafeTemplateError(PromptTemplateError):
-    pass
-
-
-class TemplateLimitError(PromptTemplateError):
-    pass
-
-
-class MissingColumnsError(PromptTemplateError):
-    def __init__(self, message: str, *, missing: list[str], columns: list[str]) -> None:
-        super().__init__(message, hint="Rename the variable or pick another dataset.")
-        self.missing = missing
-        self.columns = columns
-
-
-class PromptRenderError(PromptTemplateError):
-    pass
-
-
-# -- the prompt model ---------------------------------------------------------
-
-
-class MessageTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
-    content: str = Field(description="The message text; a template over the row's columns.")
-
-
-class PromptTemplate(BaseModel):
-    """A completion template, or a chat (optional system prompt + messages)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["completion", "chat"] = "completion"
-    template: str = Field(default="", description="Completion prompt template.")
-    system: str = Field(default="", description="Chat system prompt template.")
-    messages: list[MessageTemplate] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _parts_match_kind(self) -> PromptTemplate:
-        if self.kind == "completion" and (self.messages or self.system):
-            raise ValueError("a completion prompt has only 'template'; use kind 'chat'")
-        if self.kind == "chat" and self.template:
-            raise ValueError("a chat prompt uses 'system' and 'messages', not 'template'")
-        if self.kind == "chat" and not self.messages:
-            raise ValueError("a chat prompt needs at least one message")
-        return self
-
-    @classmethod
-    def completion(cls, template: str) -> PromptTemplate:
-        return cls(kind="completion", template=template)
-
-    @classmethod
-    def chat(cls, messages: Iterable[Mapping[str, str]], *, system: str = "") -> PromptTemplate:
-        items = [MessageTemplate.model_validate(dict(m)) for m in messages]
-        return cls(kind="chat", system=system, messages=items)
-
-    def parts(self) -> list[tuple[str, str]]:
-        """(label, source) of every template in the prompt, in order."""
-        if self.kind == "completion":
-            return [("the template", self.template)]
-        out = [("the system prompt", self.system)] if self.system else []
-        for i, m in enumerate(self.messages, start=1):
-            out.append((f"message {i} ({m.role})", m.content))
-        return out
-
-
 # -- budget -------------------------------------------------------------------
 
 
 @dataclass
-class _Budget:
+class Budget:
     deadline: float
     steps: int = 0
 
@@ -192,16 +98,16 @@ class _Budget:
             )
 
 
-_BUDGET: ContextVar[_Budget | None] = ContextVar("studio_template_budget", default=None)
+BUDGET: ContextVar[Budget | None] = ContextVar("studio_template_budget", default=None)
 
 
 def _tick(n: int = 1) -> None:
-    budget = _BUDGET.get()
+    budget = BUDGET.get()
     if budget is not None:
         budget.tick(n)
 
 
-def _too_big(what: str) -> TemplateLimitError:
+def too_big(what: str) -> TemplateLimitError:
     return TemplateLimitError(
         f"The template builds {what} larger than {MAX_OUTPUT_CHARS:,} characters.",
         hint="Shorten the text or loop over fewer items.",
@@ -235,7 +141,7 @@ def _size(value: Any, limit: int = MAX_OUTPUT_CHARS) -> int:
 def _cap(value: Any) -> Any:
     _tick(0)
     if _size(value) > MAX_OUTPUT_CHARS:
-        raise _too_big("text or a list")
+        raise too_big("text or a list")
     return value
 
 
@@ -254,7 +160,7 @@ def _check_format(fmt: str, percent: bool) -> None:
                     )
                 widths += re.findall(r"\d+", spec)
     if any(w == "*" or int(w) > MAX_OUTPUT_CHARS for w in widths):
-        raise _too_big("a formatted value")
+        raise too_big("a formatted value")
 
 
 def _predicted_replace(text: str, old: str, new: str, count: int = -1) -> int:
@@ -271,21 +177,21 @@ def _precheck(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, An
         widths = [len(p) if isinstance(p, str) else p for p in params if isinstance(p, int | str)]
         lines = value.count("\n") + 1 if isinstance(value, str) else 1
         if any(isinstance(w, int) and w * lines > MAX_OUTPUT_CHARS for w in widths):
-            raise _too_big("padded or indented text")
+            raise too_big("padded or indented text")
     elif name == "expandtabs" and isinstance(value, str):
         tab = params[0] if params and isinstance(params[0], int) else 8
         if len(value) + value.count("\t") * tab > MAX_OUTPUT_CHARS:
-            raise _too_big("text")
+            raise too_big("text")
     elif name == "replace" and isinstance(value, str):
         old, new = (str(p) for p in params[:2]) if len(params) >= 2 else ("", "")
         count = params[2] if len(params) > 2 and isinstance(params[2], int) else -1
         if _predicted_replace(value, old, new, count) > MAX_OUTPUT_CHARS:
-            raise _too_big("text")
+            raise too_big("text")
     elif name == "join":
         items = list(value if isinstance(value, Iterable) else ())
         sep = args[0] if args and isinstance(args[0], str) else kwargs.get("d", "")
         if len(str(sep)) * len(items) + _size(items) > MAX_OUTPUT_CHARS:
-            raise _too_big("joined text")
+            raise too_big("joined text")
         return items
     elif name == "format" and isinstance(value, str):
         _check_format(value, percent=True)
@@ -366,7 +272,7 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
                 if repeats and _size(seq) * max(times, 0) > MAX_OUTPUT_CHARS:
-                    raise _too_big("repeated text")
+                    raise too_big("repeated text")
         elif operator == "%" and isinstance(left, str):
             _check_format(left, percent=True)
         return _cap(super().call_binop(context, operator, left, right))
@@ -409,7 +315,7 @@ def _make_environment() -> _PromptEnvironment:
     return env
 
 
-_ENV = _make_environment()
+ENV = _make_environment()
 
 
 class _Budgeter(NodeTransformer):
@@ -417,7 +323,7 @@ class _Budgeter(NodeTransformer):
 
     def _wrap(self, node: nodes.Expr, name: str) -> nodes.Expr:
         wrapped = nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
-        wrapped.set_environment(_ENV)
+        wrapped.set_environment(ENV)
         return wrapped
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
@@ -435,7 +341,7 @@ class _Budgeter(NodeTransformer):
         return self._visit_built(node) if node.ctx == "load" else self.generic_visit(node)
 
 
-class _Problem(Exception):
+class Problem(Exception):
     """Internal: a compile-time problem, turned into a user error with the part's label."""
 
     def __init__(self, kind: type[PromptTemplateError], detail: str, lineno: int | None) -> None:
@@ -448,38 +354,38 @@ def _refuse_unsafe(tree: nodes.Template) -> None:
         line = getattr(node, "lineno", None)
         if isinstance(node, tuple(_REFUSED_TAGS)):
             tag = _REFUSED_TAGS[type(node)]
-            raise _Problem(UnsafeTemplateError, f"uses {tag}", line)
+            raise Problem(UnsafeTemplateError, f"uses {tag}", line)
         if isinstance(node, nodes.For) and node.recursive:
-            raise _Problem(UnsafeTemplateError, "uses a recursive loop", line)
+            raise Problem(UnsafeTemplateError, "uses a recursive loop", line)
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-            raise _Problem(UnsafeTemplateError, f"tries to access '{node.attr}'", line)
+            raise Problem(UnsafeTemplateError, f"tries to access '{node.attr}'", line)
         if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             key = node.arg.value
             if isinstance(key, str) and key.startswith("_"):
-                raise _Problem(UnsafeTemplateError, f"tries to access '{key}'", line)
+                raise Problem(UnsafeTemplateError, f"tries to access '{key}'", line)
         if isinstance(node, nodes.Filter) and node.name == "attr":
             for arg in node.args:
                 if isinstance(arg, nodes.Const) and str(arg.value).startswith("_"):
-                    raise _Problem(UnsafeTemplateError, f"tries to access '{arg.value}'", line)
+                    raise Problem(UnsafeTemplateError, f"tries to access '{arg.value}'", line)
         if isinstance(node, nodes.Name) and node.name == "self":
-            raise _Problem(UnsafeTemplateError, "tries to access 'self'", line)
+            raise Problem(UnsafeTemplateError, "tries to access 'self'", line)
 
 
-def _syntax_problem(exc: jinja2.TemplateSyntaxError) -> _Problem:
+def syntax_problem(exc: jinja2.TemplateSyntaxError) -> Problem:
     detail = (exc.message or "invalid syntax").rstrip(".")
     if detail.startswith("No filter named"):
         detail += f" (available filters: {', '.join(_ALLOWED_FILTERS)})"
-    return _Problem(PromptSyntaxError, detail, exc.lineno)
+    return Problem(PromptSyntaxError, detail, exc.lineno)
 
 
 def _parse(source: str) -> nodes.Template:
     """Parse and refuse unsafe constructs; a fresh tree each call (compiling mutates it)."""
     try:
-        tree = _ENV.parse(source)
+        tree = ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise _syntax_problem(exc) from exc
+        raise syntax_problem(exc) from exc
     except Exception as exc:
-        raise _Problem(PromptSyntaxError, f"cannot be parsed ({exc})", None) from exc
+        raise Problem(PromptSyntaxError, f"cannot be parsed ({exc})", None) from exc
     _refuse_unsafe(tree)
     return tree
 
@@ -488,14 +394,14 @@ def _parse(source: str) -> nodes.Template:
 def _compile(source: str) -> jinja2.Template:
     tree = _Budgeter().visit(_parse(source))
     try:
-        return _ENV.from_string(tree)
+        return ENV.from_string(tree)
     except jinja2.TemplateSyntaxError as exc:
-        raise _syntax_problem(exc) from exc
+        raise syntax_problem(exc) from exc
     except Exception as exc:
-        raise _Problem(PromptSyntaxError, f"cannot be compiled ({exc})", None) from exc
+        raise Problem(PromptSyntaxError, f"cannot be compiled ({exc})", None) from exc
 
 
-def _user_error(problem: _Problem, label: str) -> PromptTemplateError:
+def user_error(problem: Problem, label: str) -> PromptTemplateError:
     line = f" (line {problem.lineno})" if problem.lineno else ""
     if problem.kind is UnsafeTemplateError:
         return UnsafeTemplateError(
@@ -510,158 +416,8 @@ def _user_error(problem: _Problem, label: str) -> PromptTemplateError:
     )
 
 
-def _compiled(source: str, label: str) -> jinja2.Template:
+def compiled(source: str, label: str) -> jinja2.Template:
     try:
         return _compile(source)
-    except _Problem as problem:
-        raise _user_error(problem, label) from None
-
-
-# -- variables and columns ----------------------------------------------------
-
-
-def template_variables(source: str) -> list[str]:
-    """Top-level variables the template reads, in order of first appearance."""
-    return list(_variables(source, "the template"))
-
-
-@lru_cache(maxsize=1024)
-def _variables(source: str, label: str) -> tuple[str, ...]:
-    try:
-        names = meta.find_undeclared_variables(_ENV.parse(source))
-        tokens = list(_ENV.lex(source))
-    except jinja2.TemplateSyntaxError as exc:
-        raise _user_error(_syntax_problem(exc), label) from None
-    except Exception as exc:
-        problem = _Problem(PromptSyntaxError, f"cannot be parsed ({exc})", None)
-        raise _user_error(problem, label) from None
-    ordered: list[str] = []
-    previous = ""
-    for _, kind, value in tokens:
-        if kind == "name" and value in names and value not in ordered and previous != "dot":
-            ordered.append(value)
-        previous = kind
-    return (*ordered, *sorted(names - set(ordered)))
-
-
-def prompt_variables(prompt: PromptTemplate) -> list[str]:
-    """Variables across every part of the prompt, in order of first appearance."""
-    seen: list[str] = []
-    for label, source in prompt.parts():
-        names = _variables(source, label)
-        seen += [n for n in names if n not in seen]
-    return seen
-
-
-@dataclass(frozen=True)
-class ColumnCheck:
-    used: list[str]
-    missing: list[str]
-    unused: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing
-
-
-def check_columns(prompt: PromptTemplate, columns: list[str]) -> ColumnCheck:
-    used = prompt_variables(prompt)
-    return ColumnCheck(
-        used=used,
-        missing=[v for v in used if v not in columns],
-        unused=[c for c in columns if c not in used],
-    )
-
-
-def _missing_message(missing: list[str], columns: list[str], where: str) -> str:
-    sentences = []
-    for name in missing:
-        sentence = f"The template uses {{{{{name}}}}}, but {where} has no column '{name}'"
-        close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
-        sentence += f" — did you mean '{close[0]}'?" if close else "."
-        sentences.append(sentence)
-    listed = ", ".join(columns) if columns else "(none)"
-    return " ".join(sentences) + f" Columns: {listed}."
-
-
-def require_columns(prompt: PromptTemplate, columns: list[str]) -> ColumnCheck:
-    """Like :func:`check_columns`, but raise :class:`MissingColumnsError` if any are missing."""
-    check = check_columns(prompt, columns)
-    if check.missing:
-        message = _missing_message(check.missing, columns, "the dataset")
-        raise MissingColumnsError(message, missing=check.missing, columns=list(columns))
-    return check
-
-
-def validate_prompt(prompt: PromptTemplate) -> None:
-    """Compile every part; raise the first syntax or safety problem."""
-    for label, source in prompt.parts():
-        _compiled(source, label)
-
-
-# -- rendering ----------------------------------------------------------------
-
-
-def _render_part(source: str, row: Mapping[str, Any], label: str) -> str:
-    template = _compiled(source, label)
-    token = _BUDGET.set(_Budget(deadline=time.monotonic() + RENDER_TIMEOUT_S))
-    try:
-        chunks, size = [], 0
-        for chunk in template.generate(dict(row)):
-            size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
-                raise _too_big("a prompt")
-            chunks.append(chunk)
-        return "".join(chunks)
-    except PromptTemplateError:
-        raise
-    except jinja2.exceptions.SecurityError as exc:
-        what = re.sub(r"^access to (.*?) is unsafe\.?$", r"\1", str(exc))
-        raise UnsafeTemplateError(
-            f"This template tries to access {what} in {label}, which is not allowed.",
-            hint="Templates may use dataset columns, filters, if and for.",
-        ) from None
-    except jinja2.UndefinedError as exc:
-        match = re.fullmatch(r"'(.+)' is undefined", str(exc))
-        if match:
-            columns = [str(c) for c in row]
-            message = _missing_message([match.group(1)], columns, "this row")
-            raise MissingColumnsError(message, missing=[match.group(1)], columns=columns) from None
-        raise PromptRenderError(
-            f"Rendering {label} failed: {exc}.",
-            hint="Check the variable and attribute names, or guard them with 'is defined'.",
-        ) from None
-    except Exception as exc:
-        raise PromptRenderError(
-            f"Rendering {label} failed: {type(exc).__name__}: {exc}",
-            hint="Check the filters and expressions against this row's values.",
-        ) from None
-    finally:
-        _BUDGET.reset(token)
-
-
-def render(prompt: PromptTemplate, row: Mapping[str, Any]) -> str | list[Message]:
-    """Render a prompt for one dataset row: a string, or chat messages (system first)."""
-    if prompt.kind == "completion":
-        return _render_part(prompt.template, row, "the template")
-    messages: list[Message] = []
-    if prompt.system:
-        text = _render_part(prompt.system, row, "the system prompt")
-        if text.strip():
-            messages.append(Message(role="system", content=text))
-    for i, m in enumerate(prompt.messages, start=1):
-        content = _render_part(m.content, row, f"message {i} ({m.role})")
-        messages.append(Message(role=m.role, content=content))
-    return messages
-
-
-def render_preview(
-    prompt: PromptTemplate, row: Mapping[str, Any]
-) -> tuple[str | list[Message] | None, str | None]:
-    """Like :func:`render` for UI previews: ``(result, None)`` or ``(None, error message)``."""
-    try:
-        return render(prompt, row), None
-    except StudioError as exc:
-        return None, str(exc)
-    except Exception as exc:  # a preview must never break the page
-        return None, f"The template could not be rendered: {type(exc).__name__}: {exc}"
+    except Problem as problem:
+        raise user_error(problem, label) from None

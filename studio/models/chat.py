@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from studio.errors import FieldProblem, RequestValidationError
-from studio.providers.base import Provider, estimate_tokens
-from studio.schemas import (
+from studio.core.errors import FieldProblem, RequestValidationError
+from studio.core.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatPromptRequest,
     CompletionRequest,
     Message,
 )
+from studio.providers.base import Provider, estimate_tokens
 
 __all__ = ["TRIM_THRESHOLD", "chat_with_history", "trim_history"]
 

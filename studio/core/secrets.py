@@ -15,8 +15,8 @@ import secrets as _secrets
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from studio.errors import ConfigError
-from studio.settings import get_settings
+from studio.core.errors import ConfigError
+from studio.core.settings import get_settings
 
 __all__ = ["decrypt", "encrypt", "hash_api_key", "mask", "new_api_key", "verify_api_key"]
 

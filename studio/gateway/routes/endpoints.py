@@ -9,17 +9,18 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from studio.errors import StudioError
-from studio.export import to_csv
+from studio.core.errors import StudioError
+from studio.core.export import to_csv
+from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.gateway.deps import ApiKeyDep, RequestContext, context, require_app
-from studio.services import endpoints
+from studio.services import endpoint_calls
 from studio.services.datasets import parse_table
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["endpoints"])
 
-BATCH_CONCURRENCY = 8
+BATCH_CONCURRENCY = DEFAULT_CONCURRENCY
 BATCH_MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -50,8 +51,8 @@ class GenerateResponse(BaseModel):
     model_latency_ms: float
 
 
-def _prepare(name: str, key: ApiKeyDep, ctx: RequestContext) -> endpoints.EndpointRuntime:
-    runtime = endpoints.load_runtime(name)
+def _prepare(name: str, key: ApiKeyDep, ctx: RequestContext) -> endpoint_calls.EndpointRuntime:
+    runtime = endpoint_calls.load_runtime(name)
     assert runtime is not None
     ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
     ctx.model, ctx.model_type = runtime.prepared.name, runtime.prepared.model_type.value
@@ -67,7 +68,7 @@ async def generate(
     """Render the endpoint's template with ``inputs`` and return the model's answer."""
     ctx = context(request)
     _prepare(name, key, ctx)
-    result = await endpoints.generate(name=name, inputs=body.inputs)
+    result = await endpoint_calls.generate(name=name, inputs=body.inputs)
     ctx.note_result(result)
     return GenerateResponse(
         request_id=ctx.request_id,
@@ -105,7 +106,7 @@ async def generate_batch(
     async def one(row: dict[str, str]) -> dict[str, Any]:
         async with limit:
             try:
-                result = await endpoints.generate(name=name, inputs=row)
+                result = await endpoint_calls.generate(name=name, inputs=row)
             except StudioError as exc:
                 return {**row, "output": "", "error": str(exc)}
         totals["prompt"] += result.prompt_tokens

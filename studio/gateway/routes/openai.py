@@ -19,10 +19,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
-from studio.errors import FieldProblem, RequestValidationError
+from studio.core.errors import FieldProblem, RequestValidationError
+from studio.core.schemas import Message, ModelType
 from studio.gateway.deps import ApiKeyDep, RequestContext, SessionDep, context, require_app
-from studio.schemas import Message, ModelType
-from studio.services import endpoints
+from studio.services import endpoint_calls
 from studio.store.tables import Endpoint, ModelDeployment
 
 __all__ = ["router"]
@@ -81,7 +81,7 @@ class EmbeddingsRequest(BaseModel):
     input: str | list[str]
 
 
-def _usage(result: endpoints.GenerateResult) -> dict[str, int]:
+def _usage(result: endpoint_calls.GenerateResult) -> dict[str, int]:
     return {
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.response_tokens,
@@ -91,7 +91,7 @@ def _usage(result: endpoints.GenerateResult) -> dict[str, int]:
 
 def _note_target(ctx: RequestContext, key: ApiKeyDep, name: str) -> bool:
     """Fill the log context for ``name``; True when it is an endpoint."""
-    runtime = endpoints.load_runtime(name, missing_ok=True)
+    runtime = endpoint_calls.load_runtime(name, missing_ok=True)
     if runtime is not None:
         require_app(key, runtime.app_id)
         ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
@@ -108,18 +108,18 @@ def _messages(items: list[ChatMessage]) -> list[Message]:
 async def _chat(body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: bool) -> Any:
     messages = _messages(body.messages)
     if is_endpoint:
-        return await endpoints.generate(
+        return await endpoint_calls.generate(
             name=body.model, inputs=body.inputs, messages=messages, parameters=body.parameters()
         )
     if not messages:
         raise RequestValidationError([FieldProblem("messages", "at least 1 message required")])
-    mtype = endpoints.model_type_of(body.model)
+    mtype = endpoint_calls.model_type_of(body.model)
     ctx.model_type = mtype.value
     if mtype is ModelType.COMPLETION:
         payload: dict[str, Any] = {"prompts": ["\n\n".join(m.content for m in messages)]}
     else:
         payload = {"messages": [m.model_dump(exclude_none=True) for m in messages]}
-    return await endpoints.call_model(ref=body.model, payload={**payload, **body.parameters()})
+    return await endpoint_calls.call_model(ref=body.model, payload={**payload, **body.parameters()})
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -182,20 +182,20 @@ async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if _note_target(ctx, key, body.model):
         extra = [Message(role="user", content=p) for p in prompts if p]
-        result = await endpoints.generate(
+        result = await endpoint_calls.generate(
             name=body.model, inputs=body.inputs, messages=extra, parameters=body.parameters()
         )
         outputs = [result.output]
     else:
         if not any(prompts):
             raise RequestValidationError([FieldProblem("prompt", "must not be empty")])
-        mtype = endpoints.model_type_of(body.model)
+        mtype = endpoint_calls.model_type_of(body.model)
         ctx.model_type = mtype.value
         if mtype is ModelType.COMPLETION:
             payload: dict[str, Any] = {"prompts": prompts}
         else:
             payload = {"prompt": "\n\n".join(prompts), "chat_history": []}
-        result = await endpoints.call_model(
+        result = await endpoint_calls.call_model(
             ref=body.model, payload={**payload, **body.parameters()}
         )
         completions_ = result.response.get("completions")
@@ -223,13 +223,13 @@ async def embeddings(body: EmbeddingsRequest, key: ApiKeyDep, request: Request) 
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise RequestValidationError([FieldProblem("input", "at least 1 text required")])
-    mtype = endpoints.model_type_of(body.model)
+    mtype = endpoint_calls.model_type_of(body.model)
     if mtype is not ModelType.EMBEDDING:
         raise RequestValidationError(
             [FieldProblem("model", f"'{body.model}' is a {mtype.value} model, not EMBEDDING")]
         )
     ctx.model_type, ctx.record_usage = mtype.value, True
-    result = await endpoints.call_model(ref=body.model, payload={"texts": texts})
+    result = await endpoint_calls.call_model(ref=body.model, payload={"texts": texts})
     ctx.note_result(result)
     vectors = result.response.get("embeddings") or []
     return {

@@ -26,10 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from sqlmodel import Session, select
 
-from studio.errors import ConfigError, ConflictError, NotFoundError, StudioError
+from studio.core.errors import ConfigError, ConflictError, NotFoundError, StudioError
+from studio.core.secrets import decrypt, encrypt, mask
+from studio.core.settings import get_settings
 from studio.providers import ModelInfo, Provider, provider_class
-from studio.secrets import decrypt, encrypt, mask
-from studio.settings import get_settings
 from studio.store.tables import ProviderConnection, utcnow
 
 __all__ = [
@@ -392,7 +392,7 @@ def list_connection_models(
 async def _probe(provider: Provider) -> int:
     """One small real call: the model list, or a one-chunk rerank where no list exists."""
     if type(provider).list_models is Provider.list_models:
-        from studio.schemas import RerankingRequest
+        from studio.core.schemas import RerankingRequest
 
         await provider.rerank("", RerankingRequest(query="ping", chunks=["pong"]))
         return 0

@@ -9,6 +9,16 @@
     ├── PermissionDeniedError        admin-only action outside admin mode
     ├── RequestValidationError       a request or JSON file breaks a schema rule
     ├── ModelNotReadyError           deployment is PENDING or FAILED
+    ├── DatasetError                 a dataset file or edit that cannot be stored
+    ├── PromptTemplateError          a prompt template the studio cannot use
+    │   ├── PromptSyntaxError        Jinja syntax (with the line number)
+    │   ├── UnsafeTemplateError      reaches outside the sandbox
+    │   ├── TemplateLimitError       output, loop or number too large
+    │   ├── MissingColumnsError      names a column the dataset lacks
+    │   └── PromptRenderError        failed while rendering one row
+    ├── InvalidApiKeyError           no key, or one the studio never issued (HTTP 401)
+    ├── RevokedApiKeyError           revoked, or another app's key (HTTP 403)
+    ├── RateLimitedError             the key's requests per minute are used up (HTTP 429)
     └── ProviderError                a model provider failed (after retries)
         ├── ProviderAuthError        401/403: key missing or wrong
         ├── ProviderRequestError     other 4xx: the provider refused the input
@@ -27,18 +37,28 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "DatasetError",
     "FieldProblem",
+    "InvalidApiKeyError",
+    "MissingColumnsError",
     "ModelNotReadyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PromptRenderError",
+    "PromptSyntaxError",
+    "PromptTemplateError",
     "ProviderAuthError",
     "ProviderError",
     "ProviderRateLimitError",
     "ProviderRequestError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "RateLimitedError",
     "RequestValidationError",
+    "RevokedApiKeyError",
     "StudioError",
+    "TemplateLimitError",
+    "UnsafeTemplateError",
 ]
 
 
@@ -91,6 +111,55 @@ class RequestValidationError(StudioError):
         self.problems = problems
         joined = "; ".join(str(p) for p in problems)
         super().__init__(f"Invalid {what}: {joined}")
+
+
+class DatasetError(StudioError):
+    """A dataset file or edit that cannot be stored; the hint says how to fix it."""
+
+
+class PromptTemplateError(StudioError):
+    """Base class of every template problem."""
+
+
+class PromptSyntaxError(PromptTemplateError):
+    def __init__(self, message: str, *, lineno: int | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.lineno = lineno
+
+
+class UnsafeTemplateError(PromptTemplateError):
+    pass
+
+
+class TemplateLimitError(PromptTemplateError):
+    pass
+
+
+class MissingColumnsError(PromptTemplateError):
+    def __init__(self, message: str, *, missing: list[str], columns: list[str]) -> None:
+        super().__init__(message, hint="Rename the variable or pick another dataset.")
+        self.missing = missing
+        self.columns = columns
+
+
+class PromptRenderError(PromptTemplateError):
+    pass
+
+
+class InvalidApiKeyError(StudioError):
+    """No key, or a key the studio never issued (HTTP 401)."""
+
+
+class RevokedApiKeyError(StudioError):
+    """A key that was revoked, or that belongs to another app (HTTP 403)."""
+
+
+class RateLimitedError(StudioError):
+    """The key's requests-per-minute limit is used up (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
 
 
 class ProviderError(StudioError):

@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from studio.errors import ConflictError, StudioError
+from studio.core.errors import ConflictError, StudioError
 from studio.services.run_results import mark_failed
 from studio.services.runs import RunProgress, run_sync
 

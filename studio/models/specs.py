@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from studio.errors import ConfigError, FieldProblem, RequestValidationError
-from studio.schemas import ModelType
+from studio.core.errors import ConfigError, FieldProblem, RequestValidationError
+from studio.core.schemas import ModelType
 
 __all__ = [
     "RUNTIMES",

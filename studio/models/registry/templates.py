@@ -1,0 +1,114 @@
+"""Model templates (admin only) and model groups.
+
+A **model template** says how a self-hosted model runs: its ``runtime``
+(``llama-cpp``, ``sentence-transformers``, ``openai-compatible``,
+``anthropic``, ``rerank-api``), fixed ``runtime_config``, and the
+``model_creation_parameters_schema`` a model must fill in. A **model group** is
+a namespace for the iterations of a model.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, or_, select
+
+from studio.core.errors import (
+    ConflictError,
+    NotFoundError,
+)
+from studio.core.settings import get_settings
+from studio.models.specs import (
+    TemplateCreate,
+)
+from studio.store.tables import Model, ModelGroup, ModelTemplate
+
+__all__ = [
+    "create_model_group",
+    "create_template",
+    "delete_template",
+    "get_template",
+    "group_id",
+    "list_model_groups",
+    "list_templates",
+]
+
+
+# -- templates ----------------------------------------------------------------------
+
+
+def _require_admin(action: str) -> None:
+    from studio.core.errors import PermissionDeniedError
+
+    if not get_settings().admin_mode:
+        raise PermissionDeniedError(
+            f"Only admins can {action}.",
+            hint="Turn on admin mode by setting STUDIO_ADMIN=1 for the studio.",
+        )
+
+
+def create_template(*, session: Session, data: TemplateCreate) -> ModelTemplate:
+    _require_admin("create model templates")
+    if session.exec(select(ModelTemplate).where(ModelTemplate.name == data.name)).first():
+        raise ConflictError(f"A model template named '{data.name}' already exists.")
+    row = ModelTemplate(
+        name=data.name,
+        model_type=data.model_type.value,
+        runtime=data.runtime,
+        endpoint_type=data.endpoint_type,
+        runtime_config=data.runtime_config,
+        model_creation_parameters_schema=data.model_creation_parameters_schema.model_dump(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_templates(*, session: Session) -> list[ModelTemplate]:
+    return list(session.exec(select(ModelTemplate).order_by(col(ModelTemplate.name))).all())
+
+
+def get_template(*, session: Session, ref: str) -> ModelTemplate:
+    row = session.exec(
+        select(ModelTemplate).where(or_(ModelTemplate.id == ref, ModelTemplate.name == ref))
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"No model template '{ref}'.", hint="List them with `studio model-template list`."
+        )
+    return row
+
+
+def delete_template(*, session: Session, ref: str) -> None:
+    _require_admin("delete model templates")
+    row = get_template(session=session, ref=ref)
+    if row.is_system:
+        raise ConflictError(f"Template '{row.name}' ships with the studio and cannot be deleted.")
+    if session.exec(select(Model).where(Model.model_template_id == row.id)).first():
+        raise ConflictError(f"Template '{row.name}' is used by models; delete those first.")
+    session.delete(row)
+    session.flush()
+
+
+# -- groups ---------------------------------------------------------------------------
+
+
+def create_model_group(*, session: Session, name: str, description: str = "") -> ModelGroup:
+    if session.exec(select(ModelGroup).where(ModelGroup.name == name)).first():
+        raise ConflictError(f"A model group named '{name}' already exists.")
+    row = ModelGroup(name=name, description=description)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_model_groups(*, session: Session) -> list[ModelGroup]:
+    return list(session.exec(select(ModelGroup).order_by(col(ModelGroup.name))).all())
+
+
+def group_id(session: Session, ref: str | None) -> str | None:
+    """The id of group ``ref`` (by id or name), created when it does not exist yet."""
+    if not ref:
+        return None
+    row = session.exec(
+        select(ModelGroup).where(or_(ModelGroup.id == ref, ModelGroup.name == ref))
+    ).first()
+    return row.id if row else create_model_group(session=session, name=ref).id
