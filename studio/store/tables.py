@@ -241,6 +241,9 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(index=True, max_length=16, description="first characters, for display")
     key_hash: str = Field(unique=True, max_length=128)
     rate_limit_per_minute: int | None = None
+    is_admin: bool = Field(
+        default=False, description="an administrative key: belongs to no app, may manage models"
+    )
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
