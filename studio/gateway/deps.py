@@ -20,9 +20,9 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from studio.core.errors import PermissionDeniedError
 from studio.core.settings import get_settings
 from studio.gateway.request_log import LogEntry, RequestLogger, body_for_log
+from studio.services import access
 from studio.services.api_keys import (
     KeyIdentity,
     check_rate_limit,
@@ -185,9 +185,6 @@ ApiKeyDep = Annotated[KeyIdentity, Depends(_api_key)]
 
 
 def require_app(identity: KeyIdentity, app_id: int) -> None:
-    """A key of one app may not call another app's endpoints (403)."""
-    if identity.app_id is not None and identity.app_id != app_id:
-        raise PermissionDeniedError(
-            "This API key belongs to another app.",
-            hint="Use a key created for the endpoint's app.",
-        )
+    """A key of one app may not call another app's endpoints (403); the rule itself
+    lives in :func:`studio.services.access.require_app`."""
+    access.require_app(identity, app_id)

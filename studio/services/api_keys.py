@@ -1,5 +1,10 @@
 """API keys for the gateway: one app's keys, shown once, stored hashed, revocable.
 
+There are two kinds. An *app key* belongs to one app and may call that app's
+endpoints and read that app's traffic, nothing else. An *administrative key*
+(``studio key create --admin``) belongs to no app and may also use the Models
+API and call raw models; :mod:`studio.services.access` holds the rules.
+
 * :func:`create_key` returns the plaintext key exactly once; the database keeps
   its SHA-256 hash and a short prefix for display.
 * :func:`verify_key` is on the gateway's hot path. It looks the hash up and
@@ -69,6 +74,7 @@ class ApiKeyPublic(BaseModel):
     app_name: str | None
     name: str
     prefix: str
+    is_admin: bool = False
     rate_limit_per_minute: int | None
     created_at: datetime
     last_used_at: datetime | None
@@ -88,12 +94,13 @@ class CreatedKey(BaseModel):
 
 @dataclass(frozen=True)
 class KeyIdentity:
-    """Who is calling: the verified key's id, app and limit (the gateway's ApiKeyDep)."""
+    """Who is calling: the verified key's id, app, kind and limit (the gateway's ApiKeyDep)."""
 
     id: int
     app_id: int | None
     name: str
     rate_limit_per_minute: int | None
+    is_admin: bool = False
 
 
 def _public(row: ApiKey, app_name: str | None) -> ApiKeyPublic:
@@ -104,6 +111,7 @@ def _public(row: ApiKey, app_name: str | None) -> ApiKeyPublic:
         app_name=app_name,
         name=row.name,
         prefix=row.prefix,
+        is_admin=row.is_admin,
         rate_limit_per_minute=row.rate_limit_per_minute,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
@@ -114,12 +122,24 @@ def _public(row: ApiKey, app_name: str | None) -> ApiKeyPublic:
 def create_key(
     *,
     session: Session,
-    app: int | str,
+    app: int | str | None = None,
     name: str = "default",
     rate_limit_per_minute: int | None = None,
+    admin: bool = False,
 ) -> CreatedKey:
-    """Create a key for ``app`` (name or id); the plaintext is in the result only."""
-    found = get_app(session=session, ref=app)
+    """Create a key for ``app`` (name or id), or an administrative key (``admin=True``,
+    no app); the plaintext is in the result only."""
+    if admin == (app is not None):
+        raise RequestValidationError(
+            [
+                FieldProblem(
+                    "app",
+                    "give an app for an app key, or no app for an administrative key (--admin)",
+                )
+            ],
+            what="API key",
+        )
+    found = get_app(session=session, ref=app) if app is not None else None
     cleaned = (name or "").strip()
     problems = []
     if not cleaned or len(cleaned) > 200:
@@ -130,15 +150,16 @@ def create_key(
         raise RequestValidationError(problems, what="API key")
     secret = new_api_key()
     row = ApiKey(
-        app_id=found.id,
+        app_id=found.id if found else None,
         name=cleaned,
         prefix=secret[:PREFIX_CHARS],
         key_hash=hash_api_key(secret),
         rate_limit_per_minute=rate_limit_per_minute,
+        is_admin=admin,
     )
     session.add(row)
     session.flush()
-    return CreatedKey(key=_public(row, found.name), secret=secret)
+    return CreatedKey(key=_public(row, found.name if found else None), secret=secret)
 
 
 def list_keys(
@@ -185,7 +206,11 @@ def _lookup(session: Session, key_hash: str) -> tuple[KeyIdentity | None, bool]:
         return None, False
     assert row.id is not None
     identity = KeyIdentity(
-        id=row.id, app_id=row.app_id, name=row.name, rate_limit_per_minute=row.rate_limit_per_minute
+        id=row.id,
+        app_id=row.app_id,
+        name=row.name,
+        rate_limit_per_minute=row.rate_limit_per_minute,
+        is_admin=row.is_admin,
     )
     return identity, row.revoked_at is not None
 

@@ -24,6 +24,7 @@ import io
 import json
 import math
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -182,10 +183,13 @@ def request_stats(
     until: datetime | None = None,
     endpoint_id: int | None = None,
     bucket_minutes: int | None = None,
+    endpoint_ids: Collection[int] | None = None,
 ) -> MonitoringStats:
     """Traffic, errors, tokens, cost and latency percentiles from ``since`` to ``until``.
 
-    ``bucket_minutes`` defaults to a width that gives about 60 buckets.
+    ``bucket_minutes`` defaults to a width that gives about 60 buckets. ``endpoint_ids``
+    (when not ``None``) limits the figures to those endpoints: the gateway passes the
+    endpoints of the calling key's app.
     """
     until = until or utcnow()
     first, last = epoch_minute(since), epoch_minute(until) + 1
@@ -207,6 +211,8 @@ def request_stats(
     )
     if endpoint_id is not None:
         stmt = stmt.where(RequestRollup.endpoint_id == endpoint_id)
+    if endpoint_ids is not None:
+        stmt = stmt.where(col(RequestRollup.endpoint_id).in_(list(endpoint_ids)))
     # Plain lists while summing (pydantic attribute writes are slow at this volume).
     sums: dict[int, list[Any]] = {}  # bucket -> [requests, errors, ptok, rtok, cost]
     histograms: dict[int, dict[int, int]] = defaultdict(dict)
@@ -292,12 +298,16 @@ def list_requests(
     text: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    endpoint_ids: Collection[int] | None = None,
 ) -> list[RequestSummary]:
     """Logged requests, newest first. ``status`` is all, ok, error or one HTTP status;
-    ``text`` matches the request id, the error and the bodies."""
+    ``text`` matches the request id, the error and the bodies; ``endpoint_ids`` (when
+    not ``None``) keeps only requests to those endpoints."""
     stmt = select(RequestLog)
     if endpoint_id is not None:
         stmt = stmt.where(RequestLog.endpoint_id == endpoint_id)
+    if endpoint_ids is not None:
+        stmt = stmt.where(col(RequestLog.endpoint_id).in_(list(endpoint_ids)))
     if status == "ok":
         stmt = stmt.where(col(RequestLog.status_code) < 400)
     elif status == "error":
@@ -323,8 +333,14 @@ def list_requests(
     return [RequestSummary.model_validate(r, from_attributes=True) for r in rows]
 
 
-def get_request(*, session: Session, request_id: str) -> RequestDetail:
+def get_request(
+    *, session: Session, request_id: str, endpoint_ids: Collection[int] | None = None
+) -> RequestDetail:
+    """One logged request with its bodies. With ``endpoint_ids``, a request to another
+    endpoint is reported as missing (the caller may not learn that it exists)."""
     row = session.exec(select(RequestLog).where(RequestLog.request_id == request_id)).first()
+    if row is not None and endpoint_ids is not None and row.endpoint_id not in endpoint_ids:
+        row = None
     if row is None:
         raise NotFoundError(
             f"No logged request '{request_id}'.",
@@ -428,6 +444,7 @@ def usage_by_day(
     since: datetime | None = None,
     until: datetime | None = None,
     endpoint_id: int | None = None,
+    endpoint_ids: Collection[int] | None = None,
 ) -> list[UsageDay]:
     """Gateway requests, errors, tokens and cost per day, endpoint and model (last 30 days
     by default); requests that reached neither (e.g. the monitoring API) are left out."""
@@ -455,6 +472,8 @@ def usage_by_day(
     )
     if endpoint_id is not None:
         stmt = stmt.where(RequestLog.endpoint_id == endpoint_id)
+    if endpoint_ids is not None:
+        stmt = stmt.where(col(RequestLog.endpoint_id).in_(list(endpoint_ids)))
     names = {e.id: e.name for e in session.exec(select(Endpoint)).all()}
     out = [
         UsageDay(

@@ -24,6 +24,7 @@ class Deployed:
     logger: RequestLogger
     key: str
     headers: dict[str, str]
+    admin_headers: dict[str, str]
     app_id: int
     variant_id: int
     provider: Any
@@ -63,6 +64,7 @@ def deployed(session: Session, mock_provider: Any) -> Iterator[Deployed]:
     variant_id = make_variant(session, app.id, "email", "Write about {{event}} for {{who}}.")
     endpoints.deploy(session=session, app=app.id, variant="email", name="email")
     created = api_keys.create_key(session=session, app=app.id, name="test")
+    admin = api_keys.create_key(session=session, admin=True, name="operator")
     session.commit()
     logger = RequestLogger(interval_s=0.05)
     with TestClient(create_app(logger=logger)) as client:
@@ -71,6 +73,7 @@ def deployed(session: Session, mock_provider: Any) -> Iterator[Deployed]:
             logger=logger,
             key=created.secret,
             headers={"Authorization": f"Bearer {created.secret}"},
+            admin_headers={"Authorization": f"Bearer {admin.secret}"},
             app_id=app.id,
             variant_id=variant_id,
             provider=mock_provider,

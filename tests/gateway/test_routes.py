@@ -85,7 +85,7 @@ def test_missing_and_wrong_keys_are_401(deployed: Deployed) -> None:
 def test_revoked_key_is_403_within_a_second(deployed: Deployed) -> None:
     assert generate(deployed).status_code == 200
     with session_scope() as session:
-        key_id = api_keys.list_keys(session=session)[0].id
+        key_id = api_keys.list_keys(session=session, app=deployed.app_id)[0].id
         api_keys.revoke_key(session=session, key_id=key_id)
     r = generate(deployed)
     assert r.status_code == 403 and "revoked" in r.json()["error"]["message"]
@@ -164,11 +164,10 @@ def test_chat_completions_on_an_endpoint_and_on_a_model(deployed: Deployed) -> N
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"].startswith("echo: Write about a summer fair")
     assert body["usage"]["completion_tokens"] == 2
-    r = deployed.client.post(
-        "/v1/chat/completions",
-        json={"model": "mock/echo", "messages": [{"role": "user", "content": "hello"}]},
-        headers=deployed.headers,
-    )
+    raw = {"model": "mock/echo", "messages": [{"role": "user", "content": "hello"}]}
+    r = deployed.client.post("/v1/chat/completions", json=raw, headers=deployed.headers)
+    assert r.status_code == 403 and "administrative" in r.json()["error"]["message"]
+    r = deployed.client.post("/v1/chat/completions", json=raw, headers=deployed.admin_headers)
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"] == "echo: hello"
 
@@ -200,7 +199,7 @@ def test_completions_and_embeddings(deployed: Deployed) -> None:
     r = deployed.client.post(
         "/v1/completions",
         json={"model": "mock/echo", "prompt": "Once upon", "max_tokens": 5},
-        headers=deployed.headers,
+        headers=deployed.admin_headers,
     )
     assert r.status_code == 200 and r.json()["choices"][0]["text"] == "echo: Once upon"
     r = deployed.client.post(
@@ -210,20 +209,22 @@ def test_completions_and_embeddings(deployed: Deployed) -> None:
     r = deployed.client.post(
         "/v1/embeddings",
         json={"model": "mock/embed", "input": ["ab", "abc"]},
-        headers=deployed.headers,
+        headers=deployed.admin_headers,
     )
     assert r.status_code == 422 and "not EMBEDDING" in r.json()["error"]["message"]
 
 
 def test_models_list_has_endpoints_and_ready_deployments(deployed: Deployed) -> None:
-    r = deployed.client.get("/v1/models", headers=deployed.headers)
+    r = deployed.client.get("/v1/models", headers=deployed.admin_headers)
     ids = [m["id"] for m in r.json()["data"]]
     assert "email" in ids and "builtin/smollm2-135m-instruct" in ids
+    r = deployed.client.get("/v1/models", headers=deployed.headers)
+    assert [m["id"] for m in r.json()["data"]] == ["email"]  # an app key: its endpoints only
     assert deployed.client.get("/v1/models").status_code == 401
 
 
 def test_models_api_lists_validates_and_executes(deployed: Deployed) -> None:
-    h = deployed.headers
+    h = deployed.admin_headers
     c = deployed.client
     assert any(t["name"] for t in c.get("/api/v1/model-templates", headers=h).json())
     models = c.get("/api/v1/models", headers=h).json()

@@ -3,6 +3,10 @@ endpoint and monitoring read API, and the health checks.
 
 Request bodies go through the same validation as the CLI
 (:func:`studio.core.schemas.parse_document` and the registry's own checks).
+
+Who may call what is decided by :mod:`studio.services.access`: the Models API
+needs an administrative key; the endpoint and monitoring reads are limited to
+the calling key's app (an administrative key sees every app).
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from studio.core.schemas import model_schemas, parse_document
-from studio.gateway.deps import ApiKeyDep, SessionDep, context, require_app
+from studio.gateway.deps import ApiKeyDep, SessionDep, context
 from studio.models import registry
 from studio.models.specs import ModelCreate, TemplateCreate
 from studio.models.usage import UsageStatistics, usage_statistics
 from studio.services import endpoints, monitoring
+from studio.services.access import require_admin, require_app, visible_endpoint_ids
 from studio.store import session_scope
 from studio.store.tables import utcnow
 
@@ -59,24 +64,28 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/model-templates", tags=["models"])
-def list_templates(_: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+def list_templates(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+    require_admin(key)
     return [_row(t) for t in registry.list_templates(session=session)]
 
 
 @router.get("/model-templates/{ref:path}", tags=["models"])
-def get_template(ref: str, _: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
+def get_template(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
+    require_admin(key)
     return _row(registry.get_template(session=session, ref=ref))
 
 
 @router.post("/model-templates", status_code=201, tags=["models"])
-def create_template(_: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
+def create_template(key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
     """Create a template (the studio must run in admin mode, STUDIO_ADMIN=1)."""
+    require_admin(key)
     data = parse_document(TemplateCreate, payload, "model template")
     return _row(registry.create_template(session=session, data=data))
 
 
 @router.delete("/model-templates/{ref:path}", status_code=204, tags=["models"])
-def delete_template(ref: str, _: ApiKeyDep, session: SessionDep) -> None:
+def delete_template(ref: str, key: ApiKeyDep, session: SessionDep) -> None:
+    require_admin(key)
     registry.delete_template(session=session, ref=ref)
 
 
@@ -90,13 +99,15 @@ def schemas(_: ApiKeyDep) -> dict[str, Any]:
 
 
 @router.get("/models", tags=["models"])
-def list_models(_: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+def list_models(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+    require_admin(key)
     return [_row(m) for m in registry.model_overview(session=session)]
 
 
 @router.post("/models", status_code=201, tags=["models"])
-def create_model(_: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
+def create_model(key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
     """Create a model from a template or an external connection, and deploy it."""
+    require_admin(key)
     data = parse_document(ModelCreate, payload, "model")
     model = registry.create_model(session=session, data=data)
     return _model(session, model.id)
@@ -111,30 +122,34 @@ def _model(session: Any, ref: str) -> dict[str, Any]:
 
 
 @router.get("/deployments", tags=["models"])
-def list_deployments(_: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+def list_deployments(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
+    require_admin(key)
     return [_row(d) for d in registry.list_deployments(session=session)]
 
 
 @router.post("/deployments/{ref:path}/deploy", tags=["models"])
-def deploy_model(ref: str, _: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
+def deploy_model(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
     """Start or restart a deployment: READY, or FAILED with the reason."""
+    require_admin(key)
     return _row(registry.deploy_model(session=session, ref=ref))
 
 
 @router.post("/models/{ref:path}/validate", tags=["models"])
 def validate_request(
-    ref: str, _: ApiKeyDep, session: SessionDep, payload: Any = JsonBody
+    ref: str, key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody
 ) -> dict[str, Any]:
     """Check a request against the model type's schema without calling the model."""
+    require_admin(key)
     request = registry.validate_model_request(session=session, ref=ref, payload=payload)
     return {"valid": True, "request": _row(request)}
 
 
 @router.post("/models/{ref:path}/execute", tags=["models"])
 async def execute(
-    ref: str, _: ApiKeyDep, session: SessionDep, request: Request, payload: Any = JsonBody
+    ref: str, key: ApiKeyDep, session: SessionDep, request: Request, payload: Any = JsonBody
 ) -> dict[str, Any]:
     """Validate the request, call the model, record usage (as `studio model execute`)."""
+    require_admin(key)
     ctx = context(request)
     ctx.model = ref
     response = await registry.aexecute(session=session, ref=ref, payload=payload, source="gateway")
@@ -147,11 +162,12 @@ async def execute(
 @router.get("/models/{ref:path}/usage", tags=["models"])
 def model_usage(
     ref: str,
-    _: ApiKeyDep,
+    key: ApiKeyDep,
     session: SessionDep,
     by: Literal["deployment", "name"] = "deployment",
 ) -> UsageStatistics:
     """Requests, tokens, errors, cost and latency by day."""
+    require_admin(key)
     resolved = registry.resolve_model(session=session, ref=ref)
     if by == "name":
         return usage_statistics(session=session, model_name=resolved.model.name)
@@ -160,12 +176,14 @@ def model_usage(
 
 
 @router.get("/models/{ref:path}", tags=["models"])
-def get_model(ref: str, _: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
+def get_model(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
+    require_admin(key)
     return _model(session, ref)
 
 
 @router.delete("/models/{ref:path}", status_code=204, tags=["models"])
-def delete_model(ref: str, _: ApiKeyDep, session: SessionDep) -> None:
+def delete_model(ref: str, key: ApiKeyDep, session: SessionDep) -> None:
+    require_admin(key)
     registry.delete_model(session=session, ref=ref)
 
 
@@ -174,8 +192,11 @@ def delete_model(ref: str, _: ApiKeyDep, session: SessionDep) -> None:
 
 @router.get("/endpoints", tags=["monitoring"])
 def list_endpoints(key: ApiKeyDep, session: SessionDep) -> list[endpoints.EndpointPublic]:
-    rows = endpoints.list_endpoints(session=session, app=key.app_id)
-    return rows
+    if key.is_admin:
+        return endpoints.list_endpoints(session=session)
+    if key.app_id is None:
+        return []
+    return endpoints.list_endpoints(session=session, app=key.app_id)
 
 
 def _endpoint_id(session: Any, key: ApiKeyDep, name: str | None) -> int | None:
@@ -202,6 +223,7 @@ def stats(
         until=now,
         endpoint_id=_endpoint_id(session, key, endpoint),
         bucket_minutes=bucket_minutes,
+        endpoint_ids=visible_endpoint_ids(session=session, key=key),
     )
 
 
@@ -229,12 +251,19 @@ def recent_requests(
         until=until,
         text=q,
         limit=limit,
+        endpoint_ids=visible_endpoint_ids(session=session, key=key),
     )
 
 
 @router.get("/monitoring/requests/{request_id}", tags=["monitoring"])
-def request_detail(request_id: str, _: ApiKeyDep, session: SessionDep) -> monitoring.RequestDetail:
-    return monitoring.get_request(session=session, request_id=request_id)
+def request_detail(
+    request_id: str, key: ApiKeyDep, session: SessionDep
+) -> monitoring.RequestDetail:
+    return monitoring.get_request(
+        session=session,
+        request_id=request_id,
+        endpoint_ids=visible_endpoint_ids(session=session, key=key),
+    )
 
 
 @router.get("/usage/by-day", tags=["monitoring"])
@@ -251,4 +280,5 @@ def usage_by_day(
         since=now - timedelta(days=days),
         until=now,
         endpoint_id=_endpoint_id(session, key, endpoint),
+        endpoint_ids=visible_endpoint_ids(session=session, key=key),
     )

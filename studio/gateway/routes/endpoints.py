@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from studio.core.errors import StudioError
 from studio.core.export import to_csv
 from studio.core.settings import DEFAULT_CONCURRENCY
-from studio.gateway.deps import ApiKeyDep, RequestContext, context, require_app
+from studio.gateway.deps import ApiKeyDep, RequestContext, context
 from studio.services import endpoint_calls
+from studio.services.access import require_app
 from studio.services.datasets import parse_table
 
 __all__ = ["router"]

@@ -5,6 +5,9 @@ template's variables come in an extra ``inputs`` field (``extra_body`` in the
 SDKs); the request's messages follow the rendered prompt. Streaming sends the
 answer as server-sent events in the OpenAI chunk format once the model has
 answered (the providers answer whole).
+
+An app key may name only its own app's endpoints; naming a model deployment
+(a raw model, on the studio's provider credit) needs an administrative key.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from sqlmodel import col, select
 
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.core.schemas import Message, ModelType
-from studio.gateway.deps import ApiKeyDep, RequestContext, SessionDep, context, require_app
+from studio.gateway.deps import ApiKeyDep, RequestContext, SessionDep, context
 from studio.services import endpoint_calls
+from studio.services.access import may_use_app, require_admin, require_app
 from studio.store.tables import Endpoint, ModelDeployment
 
 __all__ = ["router"]
@@ -90,9 +94,13 @@ def _usage(result: endpoint_calls.GenerateResult) -> dict[str, int]:
 
 
 def _note_target(ctx: RequestContext, key: ApiKeyDep, name: str) -> bool:
-    """Fill the log context for ``name``; True when it is an endpoint."""
+    """Fill the log context for ``name``; True when it is an endpoint.
+
+    Refuses a key of another app (endpoint) or a key that is not administrative (model)."""
     runtime = endpoint_calls.load_runtime(name, missing_ok=True)
-    if runtime is not None:
+    if runtime is None:
+        require_admin(key)
+    else:
         require_app(key, runtime.app_id)
         ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
         ctx.model_type = runtime.prepared.model_type.value
@@ -221,6 +229,7 @@ async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request
 async def embeddings(body: EmbeddingsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
     texts = [body.input] if isinstance(body.input, str) else body.input
+    require_admin(key)  # embeddings call a model directly, never an endpoint
     if not texts:
         raise RequestValidationError([FieldProblem("input", "at least 1 text required")])
     mtype = endpoint_calls.model_type_of(body.model)
@@ -248,11 +257,13 @@ def list_models(key: ApiKeyDep, session: SessionDep) -> Any:
     data = []
     stmt = select(Endpoint).where(col(Endpoint.active).is_(True)).order_by(col(Endpoint.name))
     for row in session.exec(stmt):
-        if key.app_id is None or key.app_id == row.app_id:
+        if may_use_app(key, row.app_id):
             created = int(row.created_at.timestamp())
             data.append(
                 {"id": row.name, "object": "model", "created": created, "owned_by": "endpoint"}
             )
+    if not key.is_admin:  # app keys may not call raw models, so they are not listed
+        return {"object": "list", "data": data}
     deployments = session.exec(
         select(ModelDeployment)
         .where(ModelDeployment.status == "READY")
