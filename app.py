@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio.ui import gateway_url
+from studio.ui.common import gateway_url, sidebar_navigation
 
 st.set_page_config(page_title="Prompt Studio", page_icon=":material/auto_awesome:", layout="wide")
 
@@ -19,5 +19,9 @@ PAGES = [
     st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
 ]
 
+# The navigation is drawn by us (config: client.showSidebarNavigation = false), first thing,
+# so it shows before the slow start-up below and before the page's own imports.
+current = st.navigation(PAGES, position="hidden")
+sidebar_navigation(PAGES)
 gateway_url()  # deployed endpoints answer as soon as the studio runs (see STUDIO_GATEWAY_PORT)
-st.navigation(PAGES).run()
+current.run()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlmodel import Session
@@ -13,7 +14,17 @@ from studio.core.errors import StudioError
 from studio.core.settings import get_settings
 from studio.store import get_engine, session_scope
 
-__all__ = ["db_ready", "gateway_url", "page_header", "show_error", "studio_session"]
+if TYPE_CHECKING:
+    from streamlit.navigation.page import StreamlitPage
+
+__all__ = [
+    "db_ready",
+    "gateway_url",
+    "page_header",
+    "show_error",
+    "sidebar_navigation",
+    "studio_session",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,31 @@ def show_error(exc: BaseException) -> None:
         )
 
 
+def sidebar_navigation(pages: Sequence[StreamlitPage]) -> None:
+    """The studio's own navigation: one link per page, in the sidebar, labelled by title."""
+    with st.sidebar:
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon or None)
+
+
+def _hand_over_to_app() -> None:
+    """Rerun through app.py when Streamlit ran a ``pages/`` file on its own.
+
+    Until app.py has called ``st.navigation`` once in the process, Streamlit treats the
+    ``pages/`` folder as an old-style multipage app: a bookmark opened first (``/models``)
+    runs ``pages/models.py`` by itself, without the studio's navigation or start-up.
+    Turning that mode off and rerunning sends the same page through app.py.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the old mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", None) is True:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_header(title: str, caption: str) -> None:
+    _hand_over_to_app()
     st.title(title)
     st.caption(caption)
