@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
 from studio.core.schemas import Sampling, problems_from_pydantic
-from studio.core.templates import MessageTemplate, PromptTemplate
+from studio.core.templates import MessageTemplate, PromptTemplate, validate_prompt
 from studio.services.apps import get_app
 from studio.store.tables import Variant, VariantVersion
 
@@ -173,6 +173,7 @@ def save_version(
 ) -> VariantVersion:
     """Save ``config`` as the next version; an unchanged config returns the latest one."""
     config = parse_config(config)
+    validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
     _variant(session, variant_id)
     latest = latest_version(session=session, variant_id=variant_id)
     if version_config(latest) == config:
@@ -241,6 +242,7 @@ def _create(
     *,
     forked_from: int | None,
 ) -> VariantVersion:
+    validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
     app = get_app(session=session, ref=app_id)
     assert app.id is not None
     cleaned = _clean_name(name)
