@@ -120,6 +120,7 @@ def test_zoo_lists_builtins_and_failed_deployments_and_filters(tmp_path: Path) -
                 model_template_id="llama-cpp-chat",
                 model_creation_parameters={"model_path": str(tmp_path / "missing.gguf")},
             ),
+            local=True,  # the operator's own machine, as the CLI and the pages
         )
     at = _app().run()
     assert not at.exception

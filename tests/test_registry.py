@@ -100,6 +100,7 @@ def test_deployment_fails_with_a_reason_when_the_model_file_is_missing(
             model_template_id="llama-cpp-chat",
             model_creation_parameters={"model_path": str(missing)},
         ),
+        local=True,  # the operator's own machine, as the CLI and the pages
     )
     dep = registry.resolve_model(session=session, ref=model.id).deployment
     assert dep is not None and dep.status == "FAILED"

@@ -16,7 +16,9 @@ from studio.store import session_scope
 __all__ = ["register_gateway_commands"]
 
 endpoint_app = typer.Typer(help="Deployed endpoints: list, history, rollback, undeploy.")
-key_app = typer.Typer(help="API keys of the gateway (one app each; shown once).")
+key_app = typer.Typer(
+    help="API keys of the gateway (one app each, or administrative with --admin; shown once)."
+)
 
 AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
 
@@ -136,25 +138,40 @@ def endpoint_undeploy(name: str, as_json: JsonOpt = False) -> None:
 
 @key_app.command("create")
 def key_create(
-    app: AppOpt,
+    app: Annotated[str | None, typer.Option("--app", help="App name or id (an app key).")] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="An administrative key: no app; may use the Models API and call raw models.",
+        ),
+    ] = False,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "default",
     rate_limit: Annotated[
         int | None, typer.Option("--rate-limit", help="Requests per minute (default: none).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API key; it is printed this once and cannot be shown again."""
+    """Create an API key (--app APP, or --admin); it is printed this once and never again."""
+    if admin == (app is not None):
+        raise typer.BadParameter(
+            "give --app APP for an app key, or --admin for an administrative key (not both)"
+        )
     with session_scope() as session:
         created = api_keys.create_key(
-            session=session, app=app, name=name, rate_limit_per_minute=rate_limit
+            session=session, app=app, admin=admin, name=name, rate_limit_per_minute=rate_limit
         )
     if as_json:
         print_json({**created.key.model_dump(mode="json"), "key": created.secret})
         return
     typer.echo(created.secret)
+    owner = (
+        "an ADMINISTRATIVE key (all apps, the Models API, raw models)"
+        if admin
+        else f"for app '{created.key.app_name}'"
+    )
     out.print(
-        f"Key {created.key.id} ('{created.key.name}') for app '{created.key.app_name}'. "
-        "Copy it now: it is not shown again.",
+        f"Key {created.key.id} ('{created.key.name}') {owner}. Copy it now: it is not shown again.",
         style="yellow",
     )
 
@@ -171,7 +188,7 @@ def key_list(
         print_json(rows)
         return
     if not rows:
-        typer.echo("No API keys yet. Create one: studio key create --app APP")
+        typer.echo("No API keys yet. Create one: studio key create --app APP (or --admin)")
         return
 
     def when(value: object) -> str:
@@ -183,7 +200,7 @@ def key_list(
         [
             [
                 r.id,
-                r.app_name,
+                "(admin)" if r.is_admin else r.app_name,
                 r.name,
                 r.prefix + "…",
                 r.rate_limit_per_minute or "",

@@ -139,7 +139,7 @@ def model_create(
         payload["model_template_id"] = model_template_id
     data = parse_document(ModelCreate, payload, "model")
     with _session() as session:
-        model = registry.create_model(session=session, data=data)
+        model = registry.create_model(session=session, data=data, local=True)
         info = _model_row(session, model.id)
     if as_json:
         print_json(info)

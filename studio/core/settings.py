@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         validation_alias="STUDIO_ADMIN",
         description="Admin mode allows creating and deleting model templates.",
     )
+    models_dir: Path | None = Field(
+        default=None,
+        validation_alias="STUDIO_MODELS_DIR",
+        description="Directory of local model weights. Models created over the gateway may "
+        "only load files inside it; unset, they may load none.",
+    )
     gateway_host: str = Field(default="127.0.0.1", validation_alias="STUDIO_GATEWAY_HOST")
     gateway_port: int = Field(default=8765, ge=1, le=65535, validation_alias="STUDIO_GATEWAY_PORT")
     embedded_gateway: bool = Field(

@@ -8,6 +8,7 @@ field and the rule.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +22,7 @@ __all__ = [
     "ParameterSchema",
     "ParameterSchemaField",
     "TemplateCreate",
+    "check_remote_parameters",
     "infer_model_type",
     "runtime_provider_config",
     "validate_creation_parameters",
@@ -157,6 +159,71 @@ def validate_creation_parameters(schema: dict[str, Any], values: dict[str, Any])
     if problems:
         raise RequestValidationError(problems, what="model_creation_parameters")
     return dict(values)
+
+
+def check_remote_parameters(
+    runtime_config: dict[str, Any], params: dict[str, Any], *, models_dir: Path | None
+) -> dict[str, Any]:
+    """The creation parameters a remote (gateway) caller may use, or a
+    :class:`RequestValidationError` saying what is refused.
+
+    * ``api_key_env`` is refused: a caller over HTTP may not make the server read one
+      of its environment variables; provider keys come from stored connections.
+    * ``model_path`` must lie inside ``models_dir`` (``STUDIO_MODELS_DIR``) after
+      resolving ``..`` and symbolic links; a relative path is taken inside it. The
+      answer is the same whether or not the file exists.
+
+    Returns ``params`` with ``model_path`` made absolute.
+    """
+    problems: list[FieldProblem] = []
+    out = dict(params)
+    sources = [("runtime_config", runtime_config), ("model_creation_parameters", params)]
+    for where, values in sources:
+        for key, value in values.items():
+            name = key.lower()
+            path = f"{where}.{key}"
+            if name == "api_key_env" and value not in (None, ""):
+                problems.append(
+                    FieldProblem(
+                        path,
+                        "a model created over the gateway may not read a server environment "
+                        "variable; give connection + provider_model to use a stored "
+                        "connection's key (or create the model with the studio CLI)",
+                    )
+                )
+            elif name == "model_path":
+                resolved = _inside_models_dir(value, models_dir)
+                if resolved is None:
+                    problems.append(
+                        FieldProblem(
+                            path,
+                            "must be a path inside the studio's models directory "
+                            "(STUDIO_MODELS_DIR), e.g. 'my-model.gguf'"
+                            if models_dir is not None
+                            else "cannot be set over the gateway: the operator has not "
+                            "configured a models directory (STUDIO_MODELS_DIR)",
+                        )
+                    )
+                elif values is params:
+                    out[key] = str(resolved)
+    if problems:
+        raise RequestValidationError(problems, what="model")
+    return out
+
+
+def _inside_models_dir(value: Any, models_dir: Path | None) -> Path | None:
+    """``value`` resolved inside ``models_dir``, or None when it points elsewhere."""
+    if models_dir is None or not isinstance(value, str) or not value.strip() or "\x00" in value:
+        return None
+    root = Path(models_dir).resolve()
+    candidate = Path(value.strip())
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, an unreadable path
+        return None
+    return resolved if resolved.is_relative_to(root) else None
 
 
 def runtime_provider_config(

@@ -6,6 +6,10 @@ full jitter: 429 (honouring ``Retry-After``), 5xx, timeouts, dropped
 connections and malformed bodies. Other 4xx answers are not retried; they
 become :class:`~studio.core.errors.ProviderRequestError` (or ``ProviderAuthError``)
 carrying the provider's own message.
+
+Credentials go only to the connection's own server: the headers of
+:meth:`HTTPProvider.auth_headers` are sent only when the request's origin
+(scheme, host, port) is the base URL's, and redirects are never followed.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from studio.core.errors import (
 from studio.providers.base import Provider
 from studio.providers.http_pool import ConnectionPool, pool_target
 
-__all__ = ["HTTPProvider", "parse_retry_after"]
+__all__ = ["HTTPProvider", "parse_retry_after", "same_origin"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,29 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(base_url: str | None, path: str) -> bool:
+    """True when a request for ``path`` (relative, or an absolute URL) would go to
+    ``base_url``'s own scheme, host and port."""
+    if not base_url:
+        return False
+    try:
+        base = httpx.URL(base_url)
+        target = httpx.URL(path)
+        if not target.is_absolute_url:
+            return bool(base.host)
+        return bool(base.host) and _origin(base) == _origin(target)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
 
 
 class _Transient(Exception):
@@ -115,6 +142,7 @@ class HTTPProvider(Provider):
                 base_url=self.base_url or "",
                 timeout=httpx.Timeout(self.options.timeout_s),
                 transport=self.transport,
+                follow_redirects=False,  # a redirect must not carry the key to another host
                 limits=httpx.Limits(
                     max_connections=self.options.concurrency * 2,
                     max_keepalive_connections=self.options.concurrency,
@@ -212,7 +240,8 @@ class HTTPProvider(Provider):
     async def _once(
         self, method: str, path: str, json_body: Any, headers: dict[str, str] | None
     ) -> Any:
-        all_headers = {**self.auth_headers(), **(headers or {})}
+        auth = self.auth_headers() if same_origin(self.base_url, path) else {}
+        all_headers = {**auth, **(headers or {})}
         try:
             response = await self._http_request(method, path, json_body, all_headers)
         except httpx.TimeoutException as exc:

@@ -54,6 +54,7 @@ __all__ = [
     "clear_key_cache",
     "create_key",
     "due_last_used",
+    "forget_last_used",
     "list_keys",
     "note_used",
     "revoke_key",
@@ -262,6 +263,13 @@ def note_used(key_id: int) -> None:
     """Remember that a key was just used (no database access)."""
     with _used_lock:
         _used[key_id] = utcnow()
+
+
+def forget_last_used() -> None:
+    """Drop the in-memory last-used times (tests start each database afresh; key ids repeat)."""
+    with _used_lock:
+        _used.clear()
+        _written.clear()
 
 
 def due_last_used(*, force: bool = False) -> dict[int, datetime]:

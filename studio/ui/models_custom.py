@@ -74,7 +74,7 @@ def _deploy(name: str, data: ModelCreate) -> tuple[bool, str]:
     with st.status(f"Creating {name}…", expanded=True) as status:
         try:
             with studio_session() as session:
-                model = registry.create_model(session=session, data=data, deploy=False)
+                model = registry.create_model(session=session, data=data, deploy=False, local=True)
             status.write(
                 f"Deployment of {name} is **PENDING**: loading the model and sending it "
                 "one test request…"

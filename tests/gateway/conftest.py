@@ -79,4 +79,5 @@ def deployed(session: Session, mock_provider: Any) -> Iterator[Deployed]:
             provider=mock_provider,
         )
     api_keys.clear_key_cache()
+    api_keys.forget_last_used()
     endpoint_calls.clear_endpoint_cache()

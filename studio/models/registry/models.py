@@ -33,11 +33,13 @@ from studio.core.schemas import (
     RerankingRequest,
     problems_from_pydantic,
 )
+from studio.core.settings import get_settings
 from studio.models.connections import build_provider, get_connection, get_provider
 from studio.models.dispatch import dispatch
 from studio.models.registry.templates import get_template, group_id
 from studio.models.specs import (
     ModelCreate,
+    check_remote_parameters,
     infer_model_type,
     runtime_provider_config,
     validate_creation_parameters,
@@ -80,8 +82,16 @@ class ResolvedModel(BaseModel):
 # -- models and deployments -----------------------------------------------------------------
 
 
-def create_model(*, session: Session, data: ModelCreate, deploy: bool = True) -> Model:
-    """Create a model (and its deployment, started at once unless ``deploy`` is false)."""
+def create_model(
+    *, session: Session, data: ModelCreate, deploy: bool = True, local: bool = False
+) -> Model:
+    """Create a model (and its deployment, started at once unless ``deploy`` is false).
+
+    ``local`` is true only for the operator on this machine (the CLI, the studio's
+    pages): they may name environment variables (``api_key_env``) and files anywhere.
+    Everyone else (the gateway) gets :func:`~studio.models.specs.check_remote_parameters`:
+    no environment variables, weights only inside ``STUDIO_MODELS_DIR``.
+    """
     if session.exec(select(Model).where(Model.name == data.name)).first():
         raise ConflictError(f"A model named '{data.name}' already exists.")
     template: ModelTemplate | None = None
@@ -101,6 +111,10 @@ def create_model(*, session: Session, data: ModelCreate, deploy: bool = True) ->
         params = validate_creation_parameters(
             template.model_creation_parameters_schema, data.model_creation_parameters
         )
+        if not local:
+            params = check_remote_parameters(
+                template.runtime_config, params, models_dir=get_settings().models_dir
+            )
     else:
         if not data.connection or not data.provider_model or not data.model_type:
             raise RequestValidationError(
@@ -115,6 +129,8 @@ def create_model(*, session: Session, data: ModelCreate, deploy: bool = True) ->
             )
         get_connection(session=session, name=data.connection)
         mtype, params = data.model_type, dict(data.model_creation_parameters)
+        if not local:
+            params = check_remote_parameters({}, params, models_dir=get_settings().models_dir)
     model = Model(
         name=data.name,
         model_type=mtype.value,
