@@ -30,6 +30,7 @@ BENCHES = [
     ("CSV ingest", "bench.bench_ingest", []),
     ("Gateway", "bench.bench_gateway", []),
     ("Playground page", "bench.bench_playground", []),
+    ("CLI start-up", "bench.bench_cli", []),
 ]
 
 

@@ -13,37 +13,21 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from sqlmodel import Session, SQLModel
 
 from studio.cli.output import JsonOpt, print_json, table
 from studio.core.errors import ConfigError, NotFoundError, StudioError
 from studio.services.apps import create_app, get_app, list_apps
-from studio.services.datasets import get_version, list_datasets, upload_dataset
-from studio.services.run_results import export_results, summarize
-from studio.services.runs import RunConfig, RunProgress, create_run, list_results, run_sync
-from studio.services.variants import (
-    create_variant,
-    get_variant,
-    history,
-    latest_version,
-    list_variants,
-    parse_config,
-    version_config,
-)
 from studio.store import session_scope
 from studio.store.tables import Dataset, Run
+
+# The other services (pandas, the model layer, the run engine) and rich's progress bar are
+# imported by the commands that use them, so `studio app list` starts fast (bench_cli.py).
+if TYPE_CHECKING:
+    from studio.services.runs import RunProgress
 
 __all__ = ["register_app_commands"]
 
@@ -55,7 +39,6 @@ run_app = typer.Typer(
     invoke_without_command=True,
 )
 
-err = Console(stderr=True)
 AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
 
 
@@ -148,6 +131,8 @@ def dataset_upload(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload a CSV or JSON Lines file as a new dataset (or a new version of NAME)."""
+    from studio.services.datasets import upload_dataset
+
     data = _read_bytes(file)
     with session_scope() as session:
         version = upload_dataset(
@@ -178,6 +163,8 @@ def dataset_upload(
 @dataset_app.command("list")
 def dataset_list(app_ref: AppOpt, as_json: JsonOpt = False) -> None:
     """List an app's datasets with their latest versions."""
+    from studio.services.datasets import list_datasets
+
     with session_scope() as session:
         rows = list_datasets(session=session, app_id=_app_id(session, app_ref))
     if as_json:
@@ -222,6 +209,8 @@ def variant_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a variant: a model and a prompt template over the dataset's columns."""
+    from studio.services.variants import create_variant, parse_config
+
     if (prompt is None) == (prompt_file is None):
         raise ConfigError("Give the prompt with exactly one of --prompt or --prompt-file.")
     text = prompt if prompt_file is None else _read_text(prompt_file)
@@ -259,6 +248,8 @@ def variant_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List an app's variants with their latest versions."""
+    from studio.services.variants import list_variants
+
     with session_scope() as session:
         app_id = _app_id(session, app_ref)
         rows = list_variants(session=session, app_id=app_id, include_archived=archived)
@@ -275,6 +266,8 @@ def variant_list(
 @variant_app.command("history")
 def variant_history(name: str, app_ref: AppOpt, as_json: JsonOpt = False) -> None:
     """Show every version of a variant, newest first."""
+    from studio.services.variants import get_variant, history
+
     with session_scope() as session:
         variant = get_variant(session=session, app_id=_app_id(session, app_ref), ref=name)
         assert variant.id is not None
@@ -305,6 +298,8 @@ def variant_history(name: str, app_ref: AppOpt, as_json: JsonOpt = False) -> Non
 
 def _dataset_version_id(session: Session, app_id: int, ref: str) -> int:
     """A dataset version id, or a CSV/JSONL path uploaded as a new dataset."""
+    from studio.services.datasets import get_version, upload_dataset
+
     path = Path(ref)
     if ref.strip().isdigit() and not path.is_file():
         version = get_version(session=session, version_id=int(ref))
@@ -331,8 +326,26 @@ def _dataset_version_id(session: Session, app_id: int, ref: str) -> int:
     return uploaded.id
 
 
+def run_sync(**kwargs: Any) -> RunProgress:
+    """:func:`studio.services.runs.run_sync`, imported when a run starts (tests patch this)."""
+    from studio.services.runs import run_sync as run
+
+    return run(**kwargs)
+
+
 def _execute(run_id: int) -> tuple[RunProgress | None, bool]:
     """Run in a worker thread with a progress bar; Ctrl-C cancels. (progress, interrupted)"""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    err = Console(stderr=True)
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
     columns = (
@@ -372,6 +385,8 @@ def _execute(run_id: int) -> tuple[RunProgress | None, bool]:
 
 
 def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
+    from studio.services.run_results import summarize
+
     totals = summarize(session=session, run=run)  # the same figures the Playground shows
     return {
         "run_id": totals.id,
@@ -388,6 +403,9 @@ def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
 
 def _write_results(session: Session, run: Run, path: Path) -> int:
     """Write the run's results next to the dataset's cells; returns the row count."""
+    from studio.services.run_results import export_results
+    from studio.services.runs import list_results
+
     assert run.id is not None
     as_jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     data = export_results(session=session, run_id=run.id, fmt="jsonl" if as_jsonl else "csv")
@@ -446,6 +464,9 @@ def run_start(
     """Run a variant's latest version over every row of a dataset."""
     if ctx.invoked_subcommand is not None:
         return
+    from studio.services.runs import RunConfig, create_run
+    from studio.services.variants import get_variant, latest_version, version_config
+
     given = {"--app": app_ref, "--variant": variant, "--dataset": dataset}
     missing = [flag for flag, value in given.items() if value is None]
     if missing:

@@ -2,34 +2,116 @@
 
 Human output is tables; ``--json`` prints JSON for scripts. Any error prints
 one line, ``error: <what is wrong> <how to fix it>``, and exits non-zero.
+
+Start-up is kept short: the command groups are listed in :data:`COMMANDS`, so
+``studio --help`` imports none of them, and ``studio app list`` imports only
+:mod:`studio.cli.apps`. ``tests/test_cli_startup.py`` checks the list matches the
+modules.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import Any, NamedTuple
 
 import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
 
-from studio.cli.apps import register_app_commands
-from studio.cli.gateway import register_gateway_commands
-from studio.cli.models import register_model_commands
-from studio.cli.providers import register_provider_commands
 from studio.core.errors import StudioError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+
+class Entry(NamedTuple):
+    module: str
+    help: str
+
+
+_MODELS, _PROVIDERS = "studio.cli.models", "studio.cli.providers"
+_APPS, _GATEWAY = "studio.cli.apps", "studio.cli.gateway"
+
+#: Every top-level command: the module that registers it, and its help line (as listed).
+COMMANDS: dict[str, Entry] = {
+    "deploy": Entry(
+        _GATEWAY, "Deploy a variant version to an endpoint (redeploys when the endpoint exists)."
+    ),
+    "serve": Entry(
+        _GATEWAY, "Run the gateway in the foreground (several workers may share one database)."
+    ),
+    "model-template": Entry(_MODELS, "Model templates (creating them needs admin mode)."),
+    "model": Entry(_MODELS, "Models: create, inspect, validate requests, execute, usage."),
+    "model-group": Entry(_MODELS, "Model groups (namespaces for models)."),
+    "provider": Entry(_PROVIDERS, "Provider connections (OpenAI-compatible, Anthropic, rerank)."),
+    "price": Entry(_PROVIDERS, "The per-model price table used for cost."),
+    "app": Entry(_APPS, "Apps: one per use case."),
+    "dataset": Entry(_APPS, "Datasets of an app (CSV or JSON Lines)."),
+    "variant": Entry(_APPS, "Variants: versioned prompt configurations."),
+    "run": Entry(_APPS, "Run a variant over a dataset (`studio run --app ... `), or resume a run."),
+    "endpoint": Entry(_GATEWAY, "Deployed endpoints: list, history, rollback, undeploy."),
+    "key": Entry(
+        _GATEWAY,
+        "API keys of the gateway (one app each, or administrative with --admin; shown once).",
+    ),
+}
+
+#: The function each command module adds its commands with.
+REGISTER: dict[str, str] = {
+    _MODELS: "register_model_commands",
+    _PROVIDERS: "register_provider_commands",
+    _APPS: "register_app_commands",
+    _GATEWAY: "register_gateway_commands",
+}
+
+
+def module_commands(module: str) -> dict[str, Any]:
+    """The click commands ``module`` registers, by name (imports the module)."""
+    sub = typer.Typer()
+    getattr(importlib.import_module(module), REGISTER[module])(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class _LazyCommands(TyperGroup):
+    """The root group: lists :data:`COMMANDS`; imports a command's module only to run it."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if self._listing:  # the help screen needs names and help lines only
+            return TyperCommand(name=cmd_name, help=entry.help)
+        if cmd_name not in self.commands:
+            self.commands.update(module_commands(entry.module))
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="studio",
+    cls=_LazyCommands,
     help="Prompt Studio: model templates, models, deployments, execute, usage.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-register_model_commands(app)
-register_provider_commands(app)
-register_app_commands(app)
-register_gateway_commands(app)
+
+
+@app.callback()
+def _root() -> None:
+    """Nothing to do before a command; the commands are listed in :data:`COMMANDS`."""
 
 
 def main(argv: list[str] | None = None) -> None:

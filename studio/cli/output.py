@@ -7,26 +7,45 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
-from sqlmodel import Session, SQLModel
 
 from studio.core.errors import ConfigError, FieldProblem, RequestValidationError
-from studio.store import session_scope
+
+# rich, pydantic and the store are imported when first used, so that a command that needs
+# none of them starts quickly (see tests/test_cli_startup.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlmodel import Session, SQLModel
+
+    out: Console  # made on first use by __getattr__ below
 
 __all__ = ["JsonOpt", "dump_row", "fields", "out", "print_json", "read_json", "session", "table"]
 
-# Pipes and CI logs get wide tables instead of 80-column wrapping.
-out = Console(width=None if sys.stdout.isatty() else 200)
+
+@cache
+def console() -> Console:
+    """The console tables print to; pipes and CI logs get wide tables, not 80 columns."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "out":  # `from studio.cli.output import out` still works, made on first use
+        return console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _plain(obj: Any) -> Any:
+    from pydantic import BaseModel
+
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
     if isinstance(obj, list):
@@ -39,16 +58,21 @@ def print_json(obj: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left")
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*["" if v is None else str(v) for v in row])
-    out.print(grid)
+    console().print(grid)
 
 
 @contextmanager
 def session() -> Iterator[Session]:
+    """A database session that commits on success (:func:`studio.store.session_scope`)."""
+    from studio.store import session_scope
+
     with session_scope() as db:
         yield db
 

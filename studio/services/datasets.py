@@ -13,9 +13,8 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import func, insert, literal
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +29,9 @@ from studio.services.dataset_files import (
     parse_table,
 )
 from studio.store.tables import Dataset, DatasetRow, DatasetVersion
+
+if TYPE_CHECKING:  # pandas is imported by rows_frame only: the CLI starts without it
+    import pandas as pd
 
 __all__ = [
     "DatasetSummary",
@@ -255,6 +257,8 @@ def load_rows(*, session: Session, version_id: int) -> list[dict[str, str]]:
 
 
 def rows_frame(*, session: Session, version_id: int) -> pd.DataFrame:
+    import pandas as pd
+
     version = get_version(session=session, version_id=version_id)
     rows = load_rows(session=session, version_id=version_id)
     return pd.DataFrame(rows, columns=list(version.columns), dtype=object)
