@@ -125,6 +125,10 @@ def _resume(run_id: int) -> None:
 
 def _frame(columns: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(records, columns=columns)
+    # A row without an error, and a failed row's missing output, show an empty cell: the
+    # table would otherwise print "None" there.
+    for text in ("output", "error"):
+        frame[text] = frame[text].fillna("")
     return frame.rename(
         columns={
             "latency_ms": "latency (ms)",
