@@ -31,7 +31,7 @@ from studio.core.schemas import Message, ModelType
 from studio.core.templates import prompt_variables, render
 from studio.models import registry
 from studio.models.usage import Price, price_of
-from studio.services.variants import version_config
+from studio.services.variants import model_reference, version_config
 from studio.store import session_scope
 from studio.store.tables import Endpoint, VariantVersion
 
@@ -118,7 +118,8 @@ def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
     version = session.get(VariantVersion, row.variant_version_id)
     assert version is not None and row.id is not None and version.id is not None
     config = version_config(version)
-    prepared = registry.prepare_model(session=session, ref=config.model, payload=CHAT_PROBE)
+    ref = model_reference(session=session, version=version)  # by id: renames do not matter
+    prepared = registry.prepare_model(session=session, ref=ref, payload=CHAT_PROBE)
     return EndpointRuntime(
         endpoint_id=row.id,
         app_id=row.app_id,

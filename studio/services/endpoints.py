@@ -23,7 +23,7 @@ from studio.core.errors import ConflictError, FieldProblem, NotFoundError, Reque
 from studio.models import registry
 from studio.services.apps import get_app
 from studio.services.endpoint_calls import CHAT_PROBE, NAME_PATTERN, clear_endpoint_cache
-from studio.services.variants import get_variant, latest_version
+from studio.services.variants import get_variant, latest_version, model_reference
 from studio.store.tables import (
     App,
     Endpoint,
@@ -149,7 +149,8 @@ def _version(session: Session, variant_id: int, number: int | None) -> VariantVe
 
 
 def _pin(session: Session, row: Endpoint, version: VariantVersion, action: str) -> None:
-    registry.prepare_model(session=session, ref=version.model, payload=CHAT_PROBE)  # callable?
+    ref = model_reference(session=session, version=version)  # by id: renames do not matter
+    registry.prepare_model(session=session, ref=ref, payload=CHAT_PROBE)  # callable?
     row.variant_version_id, row.active, row.updated_at = version.id, True, utcnow()
     session.add(row)
     session.flush()

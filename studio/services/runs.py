@@ -6,7 +6,9 @@ already answered; the ``(run, row, sample)`` unique key means a resumed run
 only fills the gaps and never answers a row twice. Cancelling stops new calls
 and keeps finished rows. Identical calls (same model, parameters and rendered
 prompt) are answered from the response cache unless the run asks for fresh
-samples.
+samples. A run references a stored model by id (``RunConfig.model_id``, filled by
+:func:`create_run`), and so does its cache key: renaming the model keeps the run
+resumable and its cached answers in use.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from studio.core.prompting import build_payload, output_text
 from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.core.templates import PromptTemplate, render, require_columns
 from studio.models import registry
+from studio.models.registry import models as registry_models
 from studio.models.usage import Price, price_of, usage_values
 from studio.services.datasets import get_version
 from studio.store import session_scope
@@ -51,6 +54,11 @@ MAX_BATCH = 256  # finished rows written in one transaction, at most
 
 class RunConfig(BaseModel):
     model: str
+    model_id: str | None = Field(
+        default=None,
+        description="The stored model's id (filled by create_run); None for built-in and "
+        "connection/model names, whose name is the reference",
+    )
     prompt: PromptTemplate
     parameters: dict[str, Any] = Field(default_factory=dict)
     concurrency: int | None = Field(default=None, ge=1, le=512)
@@ -88,7 +96,11 @@ def create_run(
     """Check the template against the dataset's columns and the model, then record the run."""
     version = get_version(session=session, version_id=dataset_version_id)
     require_columns(config.prompt, list(version.columns))
-    registry.model_type(session=session, ref=config.model)  # the model must exist first
+    if config.model_id is None:
+        config = config.model_copy(
+            update={"model_id": registry_models.stored_model_id(session=session, ref=config.model)}
+        )
+    registry.model_type(session=session, ref=_model_ref(session, config))  # must exist first
     run = Run(
         app_id=app_id,
         variant_version_id=variant_version_id,
@@ -106,9 +118,25 @@ def create_run(
     return run
 
 
+def _model_ref(session: Session, config: RunConfig) -> str:
+    """The model to call: by id for a stored model (a deleted one says so), else by name."""
+    return registry_models.referenced_model(
+        session=session, model_id=config.model_id, name=config.model
+    )
+
+
 def _cache_key(model: str, payload: Any, sample: int) -> str:
     raw = json.dumps([model, payload, sample], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _cache_keys(config: RunConfig, payload: Any, sample: int) -> tuple[str, ...]:
+    """The call's cache key (the model's id, or its name), then the key by name that
+    answers cached before models were referenced by id were stored under."""
+    key = _cache_key(config.model_id or config.model, payload, sample)
+    if config.model_id is None:
+        return (key,)
+    return key, _cache_key(config.model, payload, sample)
 
 
 def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[int, int]]]:
@@ -139,9 +167,10 @@ def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[in
 def _prepare(config: RunConfig) -> tuple[registry.PreparedModel, Price]:
     """Resolve the run's model and its prices once: no row holds a session while it waits."""
     with session_scope() as session:
-        mtype = registry.model_type(session=session, ref=config.model)
+        ref = _model_ref(session, config)
+        mtype = registry.model_type(session=session, ref=ref)
         sample = build_payload(mtype, "", config.parameters)
-        prepared = registry.prepare_model(session=session, ref=config.model, payload=sample)
+        prepared = registry.prepare_model(session=session, ref=ref, payload=sample)
         return prepared, _prices(session, prepared)
 
 
@@ -376,9 +405,10 @@ async def _answer(
         else "\n".join(f"[{m.role}] {m.content}" for m in rendered)
     )
     payload = build_payload(prepared.model_type, rendered, config.parameters)
-    key = _cache_key(config.model, payload, sample)
+    keys = _cache_keys(config, payload, sample)
+    key = keys[0]
     if config.use_cache:
-        cached = await asyncio.get_running_loop().run_in_executor(db, _cached, key)
+        cached = await asyncio.get_running_loop().run_in_executor(db, _cached, keys)
         if cached is not None:
             result.output, result.cached = output_text(cached), True
             result.latency_ms = 0.0
@@ -399,10 +429,13 @@ async def _answer(
     return result, _Call(latency_ms=result.latency_ms, response=response, cache_key=cache_key)
 
 
-def _cached(key: str) -> dict[str, Any] | None:
+def _cached(keys: tuple[str, ...]) -> dict[str, Any] | None:
     with session_scope() as session:
-        row = session.get(ResponseCache, key)
-        return dict(row.response) if row is not None else None
+        for key in keys:
+            row = session.get(ResponseCache, key)
+            if row is not None:
+                return dict(row.response)
+        return None
 
 
 def run_sync(

@@ -5,6 +5,10 @@ once saved: runs and endpoints pin the version they used. Saving a
 configuration identical to the latest version returns that version instead of
 making a new one. Variants are archived rather than deleted, and can be forked:
 the fork's version 1 copies the chosen version and remembers where it came from.
+
+A version stores its model as a name *and*, for a stored (custom) model, the
+model's id: renaming the model keeps the version working and updates the name
+it shows; built-in and ``connection/model`` names are their own reference.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from sqlmodel import Session, col, select
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
 from studio.core.schemas import Sampling, problems_from_pydantic
 from studio.core.templates import MessageTemplate, PromptTemplate, validate_prompt
+from studio.models.registry.models import referenced_model, stored_model_id
 from studio.services.apps import get_app
-from studio.store.tables import Variant, VariantVersion
+from studio.store.tables import Model, Variant, VariantVersion
 
 __all__ = [
     "VariantConfig",
@@ -39,6 +44,7 @@ __all__ = [
     "history",
     "latest_version",
     "list_variants",
+    "model_reference",
     "parse_config",
     "rename_variant",
     "render_config",
@@ -121,13 +127,33 @@ def version_config(version: VariantVersion) -> VariantConfig:
     )
 
 
-def _new_version(variant_id: int, number: int, config: VariantConfig, note: str) -> VariantVersion:
+def model_reference(*, session: Session, version: VariantVersion) -> str:
+    """What to call ``version``'s model by: its id for a stored model, else its name.
+
+    A model deleted since the version was saved is a :class:`NotFoundError` naming it.
+    """
+    return referenced_model(session=session, model_id=version.model_id, name=version.model)
+
+
+def _with_model_id(session: Session, config: VariantConfig) -> tuple[VariantConfig, str | None]:
+    """``config`` naming its model by its current name, and the id to store (if stored)."""
+    model_id = stored_model_id(session=session, ref=config.model)
+    model = session.get(Model, model_id) if model_id else None
+    if model is not None and model.name != config.model:  # given by id or deployment name
+        config = config.model_copy(update={"model": model.name})
+    return config, model_id
+
+
+def _new_version(
+    variant_id: int, number: int, config: VariantConfig, model_id: str | None, note: str
+) -> VariantVersion:
     prompt = config.prompt
     return VariantVersion(
         variant_id=variant_id,
         version=number,
         note=note or "",
         model=config.model,
+        model_id=model_id,
         prompt_kind=prompt.kind,
         template=prompt.template,
         system_prompt=prompt.system,
@@ -176,9 +202,10 @@ def save_version(
     validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
     _variant(session, variant_id)
     latest = latest_version(session=session, variant_id=variant_id)
-    if version_config(latest) == config:
-        return latest
-    version = _new_version(variant_id, latest.version + 1, config, note)
+    config, model_id = _with_model_id(session, config)
+    if version_config(latest) == config and latest.model_id == model_id:
+        return latest  # same name and same model (not a new one with a deleted one's name)
+    version = _new_version(variant_id, latest.version + 1, config, model_id, note)
     session.add(version)
     try:
         session.flush()
@@ -251,7 +278,8 @@ def _create(
     session.add(variant)
     _flush(session, cleaned)
     assert variant.id is not None
-    version = _new_version(variant.id, 1, config, note)
+    config, model_id = _with_model_id(session, config)
+    version = _new_version(variant.id, 1, config, model_id, note)
     session.add(version)
     session.flush()
     return version

@@ -92,7 +92,17 @@ class VariantVersion(SQLModel, table=True):
     variant_id: int = Field(foreign_key="variant.id", index=True)
     version: int
     note: str = ""
-    model: str = Field(description="Model name, e.g. builtin/smollm2-135m-instruct")
+    model: str = Field(
+        description="Model name, e.g. builtin/smollm2-135m-instruct; kept current when a "
+        "stored model is renamed"
+    )
+    model_id: str | None = Field(
+        default=None,
+        index=True,
+        max_length=36,
+        description="The stored model's id, the reference that survives renames; None for "
+        "built-in and connection/model names, whose name is the reference",
+    )
     prompt_kind: str = Field(default="completion", description="completion | chat")
     template: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     system_prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlmodel import Session, col, or_, select
+from sqlalchemy import func, update
+from sqlmodel import Session, and_, col, or_, select
 
 from studio.core.errors import (
     ConflictError,
@@ -45,7 +46,16 @@ from studio.models.specs import (
     validate_creation_parameters,
 )
 from studio.providers import Provider
-from studio.store.tables import Model, ModelDeployment, ModelTemplate, utcnow
+from studio.store.tables import (
+    App,
+    Endpoint,
+    Model,
+    ModelDeployment,
+    ModelTemplate,
+    Variant,
+    VariantVersion,
+    utcnow,
+)
 
 __all__ = [
     "FAILED",
@@ -61,9 +71,11 @@ __all__ = [
     "list_models",
     "model_overview",
     "model_type",
+    "referenced_model",
     "rename_model",
     "resolve_model",
     "set_model_group",
+    "stored_model_id",
 ]
 
 
@@ -281,18 +293,91 @@ def get_model(*, session: Session, ref: str) -> Model:
 
 
 def delete_model(*, session: Session, ref: str) -> None:
+    """Delete a custom model and its deployment.
+
+    Refused (:class:`ConflictError`, naming them) while an active endpoint serves a
+    version on the model, or while the latest version of an unarchived variant uses
+    it: those would break at once. Older versions and archived variants do not stop
+    a delete; they keep showing the model's last name and, if run or deployed, say
+    that the model was deleted.
+    """
     resolved = resolve_model(session=session, ref=ref)
-    if resolved.model.is_builtin:
-        raise ConflictError(f"'{resolved.model.name}' is a built-in model and cannot be deleted.")
-    for dep in list_deployments(session=session, model_id=resolved.model.id):
+    model = resolved.model
+    if model.is_builtin:
+        raise ConflictError(f"'{model.name}' is a built-in model and cannot be deleted.")
+    endpoints = _endpoints_using(session, model)
+    if endpoints:
+        raise ConflictError(
+            f"Model '{model.name}' cannot be deleted: the deployed endpoint"
+            f"{'s' if len(endpoints) > 1 else ''} {_quoted(endpoints)} "
+            f"{'use' if len(endpoints) > 1 else 'uses'} it.",
+            hint="Undeploy the endpoint, or deploy a version on another model, first.",
+        )
+    variants = _variants_using(session, model)
+    if variants:
+        raise ConflictError(
+            f"Model '{model.name}' cannot be deleted: the latest version of variant"
+            f"{'s' if len(variants) > 1 else ''} {_quoted(variants)} "
+            f"{'use' if len(variants) > 1 else 'uses'} it.",
+            hint="Save a version on another model, or archive the variant, first.",
+        )
+    for dep in list_deployments(session=session, model_id=model.id):
         session.delete(dep)
     session.flush()
-    session.delete(resolved.model)
+    session.delete(model)
     session.flush()
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def _uses(model: Model) -> Any:
+    """Variant versions that reference ``model`` (by id, or by name if saved before ids)."""
+    return or_(
+        col(VariantVersion.model_id) == model.id,
+        and_(col(VariantVersion.model_id).is_(None), col(VariantVersion.model) == model.name),
+    )
+
+
+def _endpoints_using(session: Session, model: Model) -> list[str]:
+    rows = session.exec(
+        select(Endpoint.name)
+        .join(VariantVersion, col(VariantVersion.id) == col(Endpoint.variant_version_id))
+        .where(col(Endpoint.active).is_(True), _uses(model))
+        .order_by(col(Endpoint.name))
+    ).all()
+    return list(rows)
+
+
+def _variants_using(session: Session, model: Model) -> list[str]:
+    """``app / variant`` of the unarchived variants whose latest version uses ``model``."""
+    newest = (
+        select(VariantVersion.variant_id, func.max(VariantVersion.version).label("version"))
+        .group_by(col(VariantVersion.variant_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(App.name, Variant.name)
+        .join(Variant, col(Variant.app_id) == col(App.id))
+        .join(newest, newest.c.variant_id == col(Variant.id))
+        .join(
+            VariantVersion,
+            (col(VariantVersion.variant_id) == newest.c.variant_id)
+            & (col(VariantVersion.version) == newest.c.version),
+        )
+        .where(col(Variant.archived).is_(False), _uses(model))
+        .order_by(col(App.name), col(Variant.name))
+    ).all()
+    return [f"{app} / {variant}" for app, variant in rows]
 
 
 def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
-    """Rename a custom model and its deployment (usage by deployment stays with it)."""
+    """Rename a custom model and its deployment (usage by deployment stays with it).
+
+    Variants, runs and endpoints reference the model by id, so they keep working;
+    variant versions show the new name.
+    """
     model = resolve_model(session=session, ref=ref).model
     if model.is_builtin:
         raise ConflictError(f"'{model.name}' is a built-in model and cannot be renamed.")
@@ -314,6 +399,12 @@ def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
         if dep.name == model.name:
             dep.name, dep.updated_at = new_name, utcnow()
             session.add(dep)
+    # Variant versions reference the model by id; their name is what pages show.
+    session.execute(
+        update(VariantVersion)
+        .where(col(VariantVersion.model_id) == model.id)
+        .values(model=new_name)
+    )
     model.name, model.updated_at = new_name, utcnow()
     session.add(model)
     session.flush()
@@ -333,6 +424,33 @@ def set_model_group(*, session: Session, ref: str, group: str | None) -> Model:
 
 
 # -- lookup -------------------------------------------------------------------------------
+
+
+def stored_model_id(*, session: Session, ref: str) -> str | None:
+    """The id to store with a reference to model ``ref`` (a name or id).
+
+    A custom model's id, so that renaming the model keeps what references it
+    working. ``None`` for built-in models and ``connection/model`` names (and
+    unknown names): they cannot be renamed, so their name is the reference.
+    """
+    try:
+        model = resolve_model(session=session, ref=ref).model
+    except NotFoundError:
+        return None
+    return None if model.is_builtin else model.id
+
+
+def referenced_model(*, session: Session, model_id: str | None, name: str) -> str:
+    """What to resolve a stored reference with: the id when there is one, else the name.
+
+    Raises :class:`NotFoundError` with a sentence naming the model when the
+    model the id points at was deleted.
+    """
+    if model_id is None:
+        return name
+    if session.get(Model, model_id) is None:
+        raise NotFoundError(f"The model '{name}' was deleted.", hint="Pick another model for it.")
+    return model_id
 
 
 def _ad_hoc(session: Session, ref: str, payload: Any) -> ResolvedModel | None:
