@@ -268,7 +268,9 @@ def _create(
     note: str,
     *,
     forked_from: int | None,
+    model_id: str | None = None,
 ) -> VariantVersion:
+    """Make the variant; ``model_id`` (a fork's) keeps the source version's model reference."""
     validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
     app = get_app(session=session, ref=app_id)
     assert app.id is not None
@@ -278,7 +280,8 @@ def _create(
     session.add(variant)
     _flush(session, cleaned)
     assert variant.id is not None
-    config, model_id = _with_model_id(session, config)
+    if model_id is None:
+        config, model_id = _with_model_id(session, config)
     version = _new_version(variant.id, 1, config, model_id, note)
     session.add(version)
     session.flush()
@@ -369,7 +372,13 @@ def fork_variant(
         base = found
     note = f"forked from '{source.name}' v{base.version}"
     return _create(
-        session, source.app_id, new_name, version_config(base), note, forked_from=base.id
+        session,
+        source.app_id,
+        new_name,
+        version_config(base),
+        note,
+        forked_from=base.id,
+        model_id=base.model_id,  # the same model, even if another one took its name since
     )
 
 

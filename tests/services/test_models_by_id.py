@@ -29,6 +29,7 @@ from studio.services.variants import (
     VariantConfig,
     archive_variant,
     create_variant,
+    fork_variant,
     get_version,
     history,
     list_variants,
@@ -87,7 +88,9 @@ def test_renaming_a_model_keeps_its_endpoint_answering_and_variants_show_the_new
     # saving the same configuration under the new name is no new version
     again = save_version(session=session, variant_id=v1.variant_id, config=_config("helpdesk-bot"))
     assert again.id == v1.id
-    # redeploying and rolling back still find the model
+    fork = fork_variant(session=session, variant_id=v1.variant_id, new_name="fork")
+    assert (fork.model, fork.model_id) == ("helpdesk-bot", model_id)
+    # redeploying still finds the model
     endpoints.deploy(session=session, app="Copy", variant="email", name="copy-email")
     session.commit()
     assert _answer() == "echo: Email about fair"
@@ -189,6 +192,9 @@ def test_a_version_whose_model_was_deleted_says_so(session: Session, app_id: int
     session.commit()
     with pytest.raises(NotFoundError, match="The model 'support-bot' was deleted"):
         endpoints.deploy(session=session, app="Copy", variant="email", version=1)
+    # a fork of version 1 keeps pointing at the deleted model, not at its namesake
+    fork = fork_variant(session=session, variant_id=v1.variant_id, new_name="fork", version=1)
+    assert (fork.model, fork.model_id) == ("support-bot", v1.model_id)
     # saving the old configuration again is a new version, on the new model
     v3 = save_version(session=session, variant_id=v1.variant_id, config=_config("support-bot"))
     assert v3.version == 3 and v3.model_id != v1.model_id
