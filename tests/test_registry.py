@@ -226,3 +226,16 @@ def test_delete_custom_model(session: Session, mock_provider: Any) -> None:
     registry.delete_model(session=session, ref="echo-chat")
     with pytest.raises(NotFoundError):
         registry.get_model(session=session, ref="echo-chat")
+
+
+def test_renaming_a_model_keeps_its_price(session: Session, mock_provider: Any) -> None:
+    from studio.models.usage import price_of
+
+    registry.create_model(session=session, data=_external())
+    set_price(session=session, model="echo-chat", input_per_mtok=1.0, output_per_mtok=2.0)
+    session.commit()
+    registry.rename_model(session=session, ref="echo-chat", new_name="support-chat")
+    session.commit()
+    prepared = registry.prepare_model(session=session, ref="support-chat")
+    price = price_of(session=session, names=prepared.price_names)
+    assert price.cost(1_000_000, 1_000_000) == 3.0  # was 0: the price stayed with the old name

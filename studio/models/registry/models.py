@@ -51,6 +51,7 @@ from studio.store.tables import (
     Endpoint,
     Model,
     ModelDeployment,
+    ModelPrice,
     ModelTemplate,
     Variant,
     VariantVersion,
@@ -405,6 +406,10 @@ def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
         .where(col(VariantVersion.model_id) == model.id)
         .values(model=new_name)
     )
+    if session.get(ModelPrice, new_name) is None:  # the price goes with the model
+        session.execute(
+            update(ModelPrice).where(col(ModelPrice.model) == model.name).values(model=new_name)
+        )
     model.name, model.updated_at = new_name, utcnow()
     session.add(model)
     session.flush()
