@@ -58,6 +58,7 @@ __all__ = [
     "list_keys",
     "note_used",
     "revoke_key",
+    "verify_cached_key",
     "verify_key",
     "write_last_used",
 ]
@@ -216,17 +217,50 @@ def _lookup(session: Session, key_hash: str) -> tuple[KeyIdentity | None, bool]:
     return identity, row.revoked_at is not None
 
 
+def _no_key() -> InvalidApiKeyError:
+    return InvalidApiKeyError(
+        "This request has no API key.",
+        hint="Send it as 'Authorization: Bearer <key>' (or an 'x-api-key' header).",
+    )
+
+
+def _answer(identity: KeyIdentity | None, revoked: bool) -> KeyIdentity:
+    if identity is None:
+        raise InvalidApiKeyError(
+            "This API key is not valid.",
+            hint="Create one with `studio key create --app APP` and copy it exactly.",
+        )
+    if revoked:
+        raise RevokedApiKeyError(
+            "This API key was revoked.", hint="Create a new key for the app and use that one."
+        )
+    return identity
+
+
+def verify_cached_key(*, secret: str | None) -> KeyIdentity | None:
+    """:func:`verify_key` from the cache only: ``None`` when the database must be asked.
+
+    It never touches the database, so an ``async`` route may call it on the event loop
+    and hop to a thread for :func:`verify_key` only on a miss.
+    """
+    if not secret:
+        raise _no_key()
+    with _cache_lock:
+        cached = _cache.get(hash_api_key(secret))
+    if cached is None or time.monotonic() - cached[0] > KEY_CACHE_TTL_S:
+        return None
+    return _answer(cached[1], cached[2])
+
+
 def verify_key(*, secret: str | None) -> KeyIdentity:
     """The caller behind ``secret``, or :class:`InvalidApiKeyError` / :class:`RevokedApiKeyError`.
 
     Answers come from a cache for up to :data:`KEY_CACHE_TTL_S` seconds; a miss
-    opens a short session of its own.
+    opens a short session of its own (a blocking call: async code checks
+    :func:`verify_cached_key` first and runs this in a thread).
     """
     if not secret:
-        raise InvalidApiKeyError(
-            "This request has no API key.",
-            hint="Send it as 'Authorization: Bearer <key>' (or an 'x-api-key' header).",
-        )
+        raise _no_key()
     key_hash = hash_api_key(secret)
     now = time.monotonic()
     with _cache_lock:
@@ -240,16 +274,7 @@ def verify_key(*, secret: str | None) -> KeyIdentity:
             _cache[key_hash] = (now, identity, revoked)
     else:
         _, identity, revoked = cached
-    if identity is None:
-        raise InvalidApiKeyError(
-            "This API key is not valid.",
-            hint="Create one with `studio key create --app APP` and copy it exactly.",
-        )
-    if revoked:
-        raise RevokedApiKeyError(
-            "This API key was revoked.", hint="Create a new key for the app and use that one."
-        )
-    return identity
+    return _answer(identity, revoked)
 
 
 # -- last used ---------------------------------------------------------------------------

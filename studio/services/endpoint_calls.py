@@ -2,15 +2,16 @@
 
 * :func:`generate` answers one request: it renders the pinned template with the
   caller's inputs and calls the model. The gateway reads the endpoint through
-  :func:`load_runtime`, cached for :data:`ENDPOINT_CACHE_TTL_S` seconds, so a
+  :func:`aload_runtime` (a cache miss reads the database in a worker thread, never on
+  the event loop), cached for :data:`ENDPOINT_CACHE_TTL_S` seconds, so a
   deploy in any process that shares the database is live within that time
   (and at once in the process that made it, see
   :func:`~studio.services.endpoints.deploy`).
 * :func:`call_model` calls a model deployment by name the same way (the
   OpenAI-compatible surface, where ``model`` may be an endpoint or a model).
 
-Neither writes to the database: the gateway's request log records usage in
-batches, off the request path.
+Neither writes to the database nor holds a session while the model answers: the
+gateway's request log records usage in batches, off the request path.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from studio.core.errors import FieldProblem, NotFoundError, RequestValidationError
+from studio.core.errors import FieldProblem, NotFoundError, RequestValidationError, StudioError
 from studio.core.prompting import build_payload, output_text, response_tokens
 from studio.core.schemas import Message, ModelType
 from studio.core.templates import prompt_variables, render
 from studio.models import registry
+from studio.models.specs import infer_model_type
 from studio.models.usage import Price, price_of
 from studio.services.variants import model_reference, version_config
 from studio.store import session_scope
@@ -41,6 +44,7 @@ __all__ = [
     "NAME_PATTERN",
     "EndpointRuntime",
     "GenerateResult",
+    "aload_runtime",
     "call_model",
     "clear_endpoint_cache",
     "generate",
@@ -134,24 +138,28 @@ def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
     )
 
 
-def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
-    """The active endpoint ``name`` (cached for :data:`ENDPOINT_CACHE_TTL_S` seconds).
-
-    Raises :class:`NotFoundError` when there is none, unless ``missing_ok``.
-    """
-    key = name.strip().lower()
-    now = time.monotonic()
+def _cached_runtime(key: str) -> tuple[bool, EndpointRuntime | None]:
+    """(hit, runtime) from the cache, without the database."""
+    if not NAME_PATTERN.match(key):
+        return True, None  # no endpoint can have this name: no database round trip
     with _cache_lock:
         cached = _runtimes.get(key)
-    if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        runtime = cached[1]
-    elif not NAME_PATTERN.match(key):
-        runtime = None  # no endpoint can have this name: no database round trip
-    else:
-        with session_scope() as session:
-            runtime = _load_runtime(session, key)
-        with _cache_lock:
-            _runtimes[key] = (now, runtime)
+    if cached is not None and time.monotonic() - cached[0] <= ENDPOINT_CACHE_TTL_S:
+        return True, cached[1]
+    return False, None
+
+
+def _fetch_runtime(key: str) -> EndpointRuntime | None:
+    """Read the endpoint with a short session of its own (blocking) and cache it."""
+    now = time.monotonic()
+    with session_scope() as session:
+        runtime = _load_runtime(session, key)
+    with _cache_lock:
+        _runtimes[key] = (now, runtime)
+    return runtime
+
+
+def _found(name: str, runtime: EndpointRuntime | None, missing_ok: bool) -> EndpointRuntime | None:
     if runtime is None and not missing_ok:
         raise NotFoundError(
             f"No deployed endpoint '{name}'.",
@@ -160,22 +168,64 @@ def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | No
     return runtime
 
 
-def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
-    now = time.monotonic()
-    with _cache_lock:
-        cached = _models.get(ref)
-    if cached is not None and now - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        return cached[1], cached[2]
+def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
+    """The active endpoint ``name`` (cached for :data:`ENDPOINT_CACHE_TTL_S` seconds).
+
+    Raises :class:`NotFoundError` when there is none, unless ``missing_ok``. A cache miss
+    reads the database here, blocking: async code uses :func:`aload_runtime`.
+    """
+    key = name.strip().lower()
+    hit, runtime = _cached_runtime(key)
+    return _found(name, runtime if hit else _fetch_runtime(key), missing_ok)
+
+
+async def aload_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
+    """:func:`load_runtime` for the event loop: a cache miss reads the database in a
+    worker thread, so no request waits on another's database round trip."""
+    key = name.strip().lower()
+    hit, runtime = _cached_runtime(key)
+    if not hit:
+        runtime = await anyio.to_thread.run_sync(_fetch_runtime, key)
+    return _found(name, runtime, missing_ok)
+
+
+def _model_key(ref: str, payload: Any) -> str:
+    """The cache key of a model call: a ``connection/model`` name's type comes from the
+    request's shape, so an embedding request and a chat probe of one name differ."""
+    try:
+        kind = infer_model_type(payload).value
+    except StudioError:
+        kind = "-"
+    return f"{ref}\n{kind}"
+
+
+def _cached_model(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price] | None:
     if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
         raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
+    with _cache_lock:
+        cached = _models.get(_model_key(ref, payload))
+    if cached is not None and time.monotonic() - cached[0] <= ENDPOINT_CACHE_TTL_S:
+        return cached[1], cached[2]
+    return None
+
+
+def _fetch_model(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
+    """Resolve and price ``ref`` with a short session of its own (blocking) and cache it."""
+    now = time.monotonic()
     with session_scope() as session:
-        prepared = registry.prepare_model(
-            session=session, ref=ref, payload=CHAT_PROBE if payload is None else payload
-        )
+        prepared = registry.prepare_model(session=session, ref=ref, payload=payload)
         price = price_of(session=session, names=prepared.price_names)
     with _cache_lock:
-        _models[ref] = (now, prepared, price)
+        _models[_model_key(ref, payload)] = (now, prepared, price)
     return prepared, price
+
+
+async def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
+    probe = CHAT_PROBE if payload is None else payload
+    cached = _cached_model(ref, probe)
+    if cached is not None:
+        return cached
+    return await anyio.to_thread.run_sync(_fetch_model, ref, probe)
 
 
 async def _call(
@@ -212,7 +262,7 @@ async def generate(
     ``parameters`` override the variant's sampling parameters.
     """
     started = time.perf_counter()
-    runtime = load_runtime(name)
+    runtime = await aload_runtime(name)
     assert runtime is not None
     missing = [v for v in runtime.variables if v not in inputs]
     if missing:
@@ -244,10 +294,14 @@ async def generate(
 async def call_model(*, ref: str, payload: Mapping[str, Any]) -> GenerateResult:
     """Call model deployment ``ref`` with a request of its type (no usage written here)."""
     started = time.perf_counter()
-    prepared, price = _prepared(ref, dict(payload))
+    prepared, price = await _prepared(ref, dict(payload))
     return await _call(prepared, price, dict(payload), started)
 
 
-def model_type_of(ref: str) -> ModelType:
-    """The type of model deployment ``ref`` (cached like :func:`call_model`)."""
-    return _prepared(ref, None)[0].model_type
+async def model_type_of(ref: str, payload: Mapping[str, Any] | None = None) -> ModelType:
+    """The type of model deployment ``ref`` (cached like :func:`call_model`).
+
+    A ``connection/model`` name has the type ``payload``'s shape says (a chat model when
+    it is not given), as :func:`call_model` will call it.
+    """
+    return (await _prepared(ref, None if payload is None else dict(payload)))[0].model_type

@@ -211,6 +211,13 @@ def test_completions_and_embeddings(deployed: Deployed) -> None:
         json={"model": "mock/embed", "input": ["ab", "abc"]},
         headers=deployed.admin_headers,
     )
+    assert r.status_code == 200, r.text  # a connection/model name is typed by the request
+    assert [d["index"] for d in r.json()["data"]] == [0, 1]
+    r = deployed.client.post(
+        "/v1/embeddings",
+        json={"model": "builtin/smollm2-135m-instruct", "input": ["ab"]},
+        headers=deployed.admin_headers,
+    )
     assert r.status_code == 422 and "not EMBEDDING" in r.json()["error"]["message"]
 
 

@@ -146,13 +146,15 @@ def validate_request(
 
 @router.post("/models/{ref:path}/execute", tags=["models"])
 async def execute(
-    ref: str, key: ApiKeyDep, session: SessionDep, request: Request, payload: Any = JsonBody
+    ref: str, key: ApiKeyDep, request: Request, payload: Any = JsonBody
 ) -> dict[str, Any]:
     """Validate the request, call the model, record usage (as `studio model execute`)."""
     require_admin(key)
     ctx = context(request)
     ctx.model = ref
-    response = await registry.aexecute(session=session, ref=ref, payload=payload, source="gateway")
+    # No SessionDep: aexecute reads and writes with short sessions in worker threads and
+    # holds none while the model answers.
+    response = await registry.aexecute(ref=ref, payload=payload, source="gateway")
     data = response.model_dump(mode="json")
     ctx.prompt_tokens = data.get("prompt_tokens") or data.get("tokens_used")
     ctx.response_tokens = data.get("response_tokens")

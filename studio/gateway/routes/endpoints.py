@@ -52,8 +52,10 @@ class GenerateResponse(BaseModel):
     model_latency_ms: float
 
 
-def _prepare(name: str, key: ApiKeyDep, ctx: RequestContext) -> endpoint_calls.EndpointRuntime:
-    runtime = endpoint_calls.load_runtime(name)
+async def _prepare(
+    name: str, key: ApiKeyDep, ctx: RequestContext
+) -> endpoint_calls.EndpointRuntime:
+    runtime = await endpoint_calls.aload_runtime(name)
     assert runtime is not None
     ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
     ctx.model, ctx.model_type = runtime.prepared.name, runtime.prepared.model_type.value
@@ -68,7 +70,7 @@ async def generate(
 ) -> GenerateResponse:
     """Render the endpoint's template with ``inputs`` and return the model's answer."""
     ctx = context(request)
-    _prepare(name, key, ctx)
+    await _prepare(name, key, ctx)
     result = await endpoint_calls.generate(name=name, inputs=body.inputs)
     ctx.note_result(result)
     return GenerateResponse(
@@ -98,7 +100,7 @@ async def generate_batch(
 ) -> Response:
     """Answer every row of the uploaded CSV; returns the CSV with ``output`` and ``error``."""
     ctx = context(request)
-    _prepare(name, key, ctx)
+    await _prepare(name, key, ctx)
     data = await file.read(BATCH_MAX_BYTES + 1)
     table = parse_table(data, filename=file.filename or "upload.csv", max_bytes=BATCH_MAX_BYTES)
     limit = asyncio.Semaphore(BATCH_CONCURRENCY)

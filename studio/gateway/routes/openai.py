@@ -93,11 +93,11 @@ def _usage(result: endpoint_calls.GenerateResult) -> dict[str, int]:
     }
 
 
-def _note_target(ctx: RequestContext, key: ApiKeyDep, name: str) -> bool:
+async def _note_target(ctx: RequestContext, key: ApiKeyDep, name: str) -> bool:
     """Fill the log context for ``name``; True when it is an endpoint.
 
     Refuses a key of another app (endpoint) or a key that is not administrative (model)."""
-    runtime = endpoint_calls.load_runtime(name, missing_ok=True)
+    runtime = await endpoint_calls.aload_runtime(name, missing_ok=True)
     if runtime is None:
         require_admin(key)
     else:
@@ -121,7 +121,7 @@ async def _chat(body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: 
         )
     if not messages:
         raise RequestValidationError([FieldProblem("messages", "at least 1 message required")])
-    mtype = endpoint_calls.model_type_of(body.model)
+    mtype = await endpoint_calls.model_type_of(body.model)
     ctx.model_type = mtype.value
     if mtype is ModelType.COMPLETION:
         payload: dict[str, Any] = {"prompts": ["\n\n".join(m.content for m in messages)]}
@@ -157,7 +157,7 @@ async def _stream(
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion")
 async def chat_completions(body: ChatCompletionsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
-    is_endpoint = _note_target(ctx, key, body.model)
+    is_endpoint = await _note_target(ctx, key, body.model)
     result = await _chat(body, ctx, is_endpoint)
     ctx.note_result(result)
     created, chat_id = int(time.time()), f"chatcmpl-{ctx.request_id}"
@@ -188,7 +188,7 @@ async def chat_completions(body: ChatCompletionsRequest, key: ApiKeyDep, request
 async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    if _note_target(ctx, key, body.model):
+    if await _note_target(ctx, key, body.model):
         extra = [Message(role="user", content=p) for p in prompts if p]
         result = await endpoint_calls.generate(
             name=body.model, inputs=body.inputs, messages=extra, parameters=body.parameters()
@@ -197,7 +197,7 @@ async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request
     else:
         if not any(prompts):
             raise RequestValidationError([FieldProblem("prompt", "must not be empty")])
-        mtype = endpoint_calls.model_type_of(body.model)
+        mtype = await endpoint_calls.model_type_of(body.model)
         ctx.model_type = mtype.value
         if mtype is ModelType.COMPLETION:
             payload: dict[str, Any] = {"prompts": prompts}
@@ -232,7 +232,7 @@ async def embeddings(body: EmbeddingsRequest, key: ApiKeyDep, request: Request) 
     require_admin(key)  # embeddings call a model directly, never an endpoint
     if not texts:
         raise RequestValidationError([FieldProblem("input", "at least 1 text required")])
-    mtype = endpoint_calls.model_type_of(body.model)
+    mtype = await endpoint_calls.model_type_of(body.model, payload={"texts": texts})
     if mtype is not ModelType.EMBEDDING:
         raise RequestValidationError(
             [FieldProblem("model", f"'{body.model}' is a {mtype.value} model, not EMBEDDING")]

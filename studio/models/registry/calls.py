@@ -8,9 +8,11 @@ runs, deployed endpoints); it holds no database session.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -27,6 +29,7 @@ from studio.models.dispatch import dispatch
 from studio.models.registry.models import READY, _lookup, _provider_for
 from studio.models.usage import cost_for, record_call
 from studio.providers import Provider
+from studio.store import session_scope
 
 __all__ = [
     "PreparedModel",
@@ -136,27 +139,53 @@ def record_usage(
     return cost
 
 
-async def aexecute(*, session: Session, ref: str, payload: Any, source: str = "api") -> BaseModel:
-    """Validate ``payload`` for the model ``ref`` names, call it, record usage."""
-    prepared = prepare_model(session=session, ref=ref, payload=payload)
+def _prepare_briefly(ref: str, payload: Any) -> PreparedModel:
+    """:func:`prepare_model` with a short session of its own (blocking: run in a thread)."""
+    with session_scope() as session:
+        return prepare_model(session=session, ref=ref, payload=payload)
+
+
+def _record_briefly(prepared: PreparedModel, latency_ms: float, **fields: Any) -> None:
+    """:func:`record_usage` with a short session of its own (blocking: run in a thread)."""
+    with session_scope() as session:
+        record_usage(session=session, prepared=prepared, latency_ms=latency_ms, **fields)
+
+
+async def aexecute(
+    *, session: Session | None = None, ref: str, payload: Any, source: str = "api"
+) -> BaseModel:
+    """Validate ``payload`` for the model ``ref`` names, call it, record usage.
+
+    Without ``session`` (the gateway) no session is held while the model answers: the
+    model is resolved in a worker thread with a short session, called with none, and its
+    usage is written in a worker thread with another short session, so a slow model
+    never keeps a pooled connection busy nor the event loop waiting on the database.
+    """
+    if session is None:
+        prepared = await anyio.to_thread.run_sync(_prepare_briefly, ref, payload)
+    else:
+        prepared = prepare_model(session=session, ref=ref, payload=payload)
     request = validate_request(prepared.model_type, payload)
+
+    async def record(latency_ms: float, **fields: Any) -> None:
+        if session is None:
+            call = functools.partial(_record_briefly, prepared, latency_ms, source=source, **fields)
+            await anyio.to_thread.run_sync(call)
+        else:
+            record_usage(
+                session=session, prepared=prepared, latency_ms=latency_ms, source=source, **fields
+            )
+            session.commit()
+
     started = time.perf_counter()
     try:
         response = await dispatch(
             prepared.provider, prepared.upstream, prepared.model_type, request
         )
     except StudioError as exc:
-        latency_ms = (time.perf_counter() - started) * 1000
-        record_usage(
-            session=session, prepared=prepared, latency_ms=latency_ms, error=str(exc), source=source
-        )
-        session.commit()
+        await record((time.perf_counter() - started) * 1000, error=str(exc))
         raise
-    latency_ms = (time.perf_counter() - started) * 1000
-    record_usage(
-        session=session, prepared=prepared, latency_ms=latency_ms, response=response, source=source
-    )
-    session.commit()
+    await record((time.perf_counter() - started) * 1000, response=response)
     return response
 
 
