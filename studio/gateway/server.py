@@ -13,12 +13,16 @@ import logging
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from studio.core.settings import get_settings
 
-__all__ = ["base_url", "ensure_embedded_gateway", "serve"]
+if TYPE_CHECKING:
+    from studio.gateway.request_log import LogStats
+
+__all__ = ["base_url", "ensure_embedded_gateway", "request_log_stats", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +121,11 @@ def ensure_embedded_gateway(timeout_s: float = 10.0) -> str:
             break
         time.sleep(0.02)
     return url
+
+
+def request_log_stats() -> LogStats:
+    """The request-log counters of the gateways running in this process (the embedded one
+    in the UI process): how many requests were served but not logged, and why."""
+    from studio.gateway.request_log import log_stats
+
+    return log_stats()

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from studio.gateway.server import request_log_stats
 from studio.services.monitoring import MonitoringStats, StatsBucket, UsageDay, usage_by_day
 from studio.store.tables import utcnow
 from studio.ui.common import studio_session
@@ -21,6 +22,7 @@ __all__ = [
     "charts",
     "format_ms",
     "freshness",
+    "log_loss_warning",
     "metrics",
     "stats_frame",
     "usage_frame",
@@ -57,7 +59,34 @@ def format_cost(value: float) -> str:
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def log_loss_warning() -> None:
+    """Say so when this process's gateway served requests it could not log (the numbers
+    on this page then miss them)."""
+    lost = request_log_stats()
+    if lost.refused:
+        st.warning(
+            f"{lost.refused} requests were served but not logged because the log queue was "
+            "full: the numbers below miss them. The database is not keeping up with the "
+            "traffic; check that it is reachable and not overloaded.",
+            icon=":material/warning:",
+        )
+    if lost.quarantined:
+        st.warning(
+            f"{lost.quarantined} requests were served but the database refused their log "
+            "entries, so they are not counted here (the gateway's log names their request "
+            "ids).",
+            icon=":material/warning:",
+        )
+    if lost.dropped:
+        st.warning(
+            f"{lost.dropped} requests were served but not logged because the database "
+            "could not be reached for too long.",
+            icon=":material/warning:",
+        )
+
+
 def metrics(stats: MonitoringStats) -> None:
+    log_loss_warning()
     """Requests, errors, latency percentiles, tokens and cost over the whole window."""
     t = stats.totals
     row1 = st.columns(4)

@@ -57,7 +57,17 @@ def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "reason": f"database: {type(exc).__name__}"}, 503
         )
     logger = getattr(request.app.state, "request_logger", None)
-    return JSONResponse({"status": "ready", "log_pending": logger.pending if logger else 0})
+    stats = logger.stats().as_dict() if logger else {}
+    return JSONResponse(
+        {
+            "status": "ready",
+            "log_pending": stats.get("pending", 0),
+            # requests served but not logged: queue full / refused by the database / given up
+            "log_refused": stats.get("refused", 0),
+            "log_quarantined": stats.get("quarantined", 0),
+            "log_dropped": stats.get("dropped", 0),
+        }
+    )
 
 
 # -- model templates ----------------------------------------------------------------------
