@@ -14,7 +14,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
@@ -23,7 +23,7 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio.core.settings import get_settings
-from studio.gateway.request_log import LogEntry, RequestLogger, body_for_log
+from studio.gateway.request_log import LogEntry, ModelCallNote, RequestLogger, body_for_log
 from studio.services import access
 from studio.services.api_keys import (
     KeyIdentity,
@@ -64,6 +64,7 @@ class RequestContext:
     cost: float | None = None
     error: str | None = None
     record_usage: bool = False
+    calls: list[ModelCallNote] = field(default_factory=list)  # several calls: one row each
 
     def note_result(self, result: Any) -> None:
         """Copy usage from a :class:`~studio.services.endpoint_calls.GenerateResult`."""
@@ -131,6 +132,7 @@ class RequestLogMiddleware:
                     request_body=body_for_log(b"".join(request_body)) if keep else "[redacted]",
                     response_body=body_for_log(b"".join(response_body)) if keep else "[redacted]",
                     record_usage=ctx.record_usage,
+                    calls=tuple(ctx.calls),
                 )
             )
 

@@ -60,6 +60,7 @@ __all__ = [
     "MAX_PENDING",
     "LogEntry",
     "LogStats",
+    "ModelCallNote",
     "RequestLogger",
     "body_for_log",
     "clean_text",
@@ -111,6 +112,17 @@ def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True)
+class ModelCallNote:
+    """One model call of a request that makes several (``generate-batch``: one per row)."""
+
+    latency_ms: float
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    cost: float = 0.0
+    error: str | None = None
+
+
 @dataclass
 class LogEntry:
     """What one request leaves in the log (never the API key, only its id)."""
@@ -135,6 +147,7 @@ class LogEntry:
     request_body: str | None = None
     response_body: str | None = None
     record_usage: bool = False
+    calls: tuple[ModelCallNote, ...] = ()  # when set, one usage row each (not one in all)
     attempts: int = 0
 
     @property
@@ -168,7 +181,25 @@ class LogEntry:
             }
         )
 
-    def usage_row(self) -> dict[str, Any]:
+    def usage_rows(self) -> list[dict[str, Any]]:
+        """The :class:`~studio.store.tables.ModelCall` rows of this request's model calls."""
+        if self.calls:
+            return [self._usage(c) for c in self.calls]
+        if not self.calls_model:
+            return []
+        return [
+            self._usage(
+                ModelCallNote(
+                    latency_ms=self.model_latency_ms or 0.0,
+                    prompt_tokens=self.prompt_tokens or 0,
+                    response_tokens=self.response_tokens or 0,
+                    cost=self.cost or 0.0,
+                    error=self.error,
+                )
+            )
+        ]
+
+    def _usage(self, call: ModelCallNote) -> dict[str, Any]:
         return _clean_row(
             usage_values(
                 deployment_id=self.deployment_id,
@@ -176,11 +207,11 @@ class LogEntry:
                 model_type=self.model_type or "",
                 source="gateway",
                 created_at=self.created_at,
-                latency_ms=self.model_latency_ms or 0.0,
-                prompt_tokens=self.prompt_tokens or 0,
-                response_tokens=self.response_tokens or 0,
-                cost=self.cost or 0.0,
-                error=self.error,
+                latency_ms=call.latency_ms,
+                prompt_tokens=call.prompt_tokens,
+                response_tokens=call.response_tokens,
+                cost=call.cost,
+                error=call.error,
             )
         )
 
@@ -393,7 +424,7 @@ class RequestLogger:
                         conn.execute(insert(LOG_TABLE), rows)
                 # Same transaction, same rows: the rollup counts each request once.
                 add_to_rollup(session=session, rows=rows)
-                usage = [e.usage_row() for e in batch if e.calls_model]
+                usage = [row for e in batch for row in e.usage_rows()]
                 if usage:
                     conn.execute(insert(USAGE_TABLE), usage)
             if due:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from studio.core.errors import StudioError
+from studio.core.errors import ProviderError, StudioError
 from studio.core.export import to_csv
 from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.gateway.deps import ApiKeyDep, RequestContext, context
+from studio.gateway.request_log import ModelCallNote
 from studio.services import endpoint_calls
 from studio.services.access import require_app
 from studio.services.datasets import parse_table
@@ -108,10 +110,22 @@ async def generate_batch(
 
     async def one(row: dict[str, str]) -> dict[str, Any]:
         async with limit:
+            started = time.perf_counter()
             try:
                 result = await endpoint_calls.generate(name=name, inputs=row)
             except StudioError as exc:
+                if isinstance(exc, ProviderError):  # the model was called and failed
+                    latency_ms = (time.perf_counter() - started) * 1000
+                    ctx.calls.append(ModelCallNote(latency_ms=latency_ms, error=str(exc)))
                 return {**row, "output": "", "error": str(exc)}
+        ctx.calls.append(  # each row's call is a row of the model's usage statistics
+            ModelCallNote(
+                latency_ms=result.model_latency_ms,
+                prompt_tokens=result.prompt_tokens,
+                response_tokens=result.response_tokens,
+                cost=result.cost,
+            )
+        )
         totals["prompt"] += result.prompt_tokens
         totals["response"] += result.response_tokens
         totals["cost"] += result.cost
