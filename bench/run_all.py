@@ -29,6 +29,7 @@ BENCHES = [
     ("Batch runs", "bench.bench_runs", []),
     ("CSV ingest", "bench.bench_ingest", []),
     ("Gateway", "bench.bench_gateway", []),
+    ("Provider HTTP clients", "bench.bench_http_client", []),
     ("Playground page", "bench.bench_playground", []),
     ("CLI start-up", "bench.bench_cli", []),
 ]
