@@ -10,7 +10,8 @@ environment variable or stored encrypted. Three kinds of connection exist:
 * added by the user (CLI now, UI later), stored in the database.
 
 Provider instances are cached per process by their configuration, so their
-HTTP clients, concurrency limits and loaded local models are shared.
+HTTP clients and loaded local models are shared; a connection's concurrency
+limit (only when the user set one) is shared by name across the whole process.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def _default_options() -> dict[str, Any]:
         "max_retries": s.max_retries,
         "retry_base_delay_s": s.retry_base_delay_s,
         "retry_max_delay_s": s.retry_max_delay_s,
-        "concurrency": s.default_concurrency,
+        # No "concurrency": a connection limits its calls in flight only when the
+        # user gave it a limit of its own; otherwise each run's concurrency applies.
     }
 
 

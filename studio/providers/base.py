@@ -8,11 +8,27 @@ live in the nested pydantic ``Options`` with ``extra="forbid"``.
 
 Providers are registered with :func:`studio.providers.register`; the built-in
 provider registers exactly like the others.
+
+A connection bounds its calls in flight only when the user gave it a
+``concurrency`` of its own: :func:`connection_limiter` keeps one
+:class:`ConnectionLimiter` per connection name for the whole process, shared by
+every event loop and thread (the CLI, Streamlit's threads, the gateway). Without
+one, the caller's own concurrency (a run's "Parallel calls") is what runs.
+:func:`call_clock` measures a model call without the time it spent queued behind
+such a limit (or behind a local model's lock).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
+import time
 from abc import ABC
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -35,14 +51,176 @@ from studio.core.schemas import (
     RerankingResponse,
     problems_from_pydantic,
 )
-from studio.core.settings import DEFAULT_CONCURRENCY
 
-__all__ = ["ModelInfo", "Provider", "estimate_tokens"]
+__all__ = [
+    "CallClock",
+    "ConnectionLimiter",
+    "ModelInfo",
+    "Provider",
+    "call_clock",
+    "connection_limiter",
+    "estimate_tokens",
+    "queued",
+]
 
 
 def estimate_tokens(text: str) -> int:
     """Cheap token estimate (about four characters a token, never zero for text)."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+# -- measuring a call without its queueing -------------------------------------------
+
+
+@dataclass
+class CallClock:
+    """Wall time of one model call minus the time it waited for a slot or a lock."""
+
+    started: float = field(default_factory=time.perf_counter)
+    waited_s: float = 0.0
+    stopped: float | None = None
+
+    @property
+    def elapsed_ms(self) -> float:
+        end = self.stopped if self.stopped is not None else time.perf_counter()
+        return max(0.0, end - self.started - self.waited_s) * 1000
+
+
+_CLOCK: contextvars.ContextVar[CallClock | None] = contextvars.ContextVar(
+    "studio_call_clock", default=None
+)
+
+
+@contextmanager
+def call_clock() -> Iterator[CallClock]:
+    """Time the model call made inside the block; queueing it reports is left out."""
+    clock = CallClock()
+    token = _CLOCK.set(clock)
+    try:
+        yield clock
+    finally:
+        clock.stopped = time.perf_counter()
+        _CLOCK.reset(token)
+
+
+def queued(seconds: float) -> None:
+    """Tell the current call's clock (if any) that it spent ``seconds`` queued."""
+    clock = _CLOCK.get()
+    if clock is not None:
+        clock.waited_s += seconds
+
+
+# -- the per-connection limit, process-wide ---------------------------------------------
+
+
+@dataclass(eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    granted: bool = False
+
+
+def _grant(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class ConnectionLimiter:
+    """At most ``limit`` holders at once, across every event loop and thread.
+
+    A counter under a :class:`threading.Lock`; a caller that must wait parks an
+    asyncio future on its own loop (no thread is blocked), and a release hands
+    its slot straight to the oldest waiter, first come first served. A waiter
+    cancelled (or timed out) before its turn leaves the queue; one cancelled
+    just after its turn came passes the slot on.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._in_use = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def set_limit(self, limit: int) -> None:
+        with self._lock:
+            self.limit = limit
+            while self._waiters and self._in_use < self.limit:
+                self._in_use += 1
+                self._wake_locked()
+
+    async def acquire(self) -> None:
+        with self._lock:
+            if self._in_use < self.limit and not self._waiters:
+                self._in_use += 1
+                return
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(loop, loop.create_future())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future
+        except BaseException:
+            with self._lock:
+                granted = waiter.granted
+                if not granted:
+                    self._waiters.remove(waiter)
+            if granted:
+                self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            # Above a lowered limit a freed slot is dropped rather than handed on.
+            if self._in_use > self.limit or not self._wake_locked():
+                self._in_use -= 1
+
+    def _wake_locked(self) -> bool:
+        """Hand one slot to the oldest waiter whose loop still runs; False if none."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            try:
+                waiter.loop.call_soon_threadsafe(_grant, waiter.future)
+            except RuntimeError:  # its loop is closed: nobody is waiting there any more
+                continue
+            waiter.granted = True
+            return True
+        return False
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the block; the wait is reported to :func:`call_clock`."""
+        start = time.perf_counter()
+        await self.acquire()
+        queued(time.perf_counter() - start)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+_LIMITERS: dict[str, ConnectionLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def connection_limiter(name: str, limit: int | None) -> ConnectionLimiter | None:
+    """The process-wide limiter of connection ``name`` (None when it sets no limit).
+
+    Every provider instance of one connection shares it; a changed limit applies
+    to the same limiter, so calls in flight are still counted.
+    """
+    if limit is None:
+        return None
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(name)
+        if limiter is None:
+            limiter = _LIMITERS[name] = ConnectionLimiter(limit)
+            return limiter
+    if limiter.limit != limit:
+        limiter.set_limit(limit)
+    return limiter
 
 
 class ModelInfo(BaseModel):
@@ -71,11 +249,13 @@ class Provider(ABC):
         max_retries: int = Field(
             default=5, ge=0, le=20, description="Retries on 429, 5xx, timeouts, drops."
         )
-        concurrency: int = Field(
-            default=DEFAULT_CONCURRENCY,
+        concurrency: int | None = Field(
+            default=None,
             ge=1,
             le=1024,
-            description="Calls in flight at once on this connection.",
+            description="At most this many calls in flight at once on this connection, "
+            "across the whole process; none: no limit of its own (each run's own "
+            "concurrency applies).",
         )
         retry_base_delay_s: float = Field(default=0.5, ge=0, le=60)
         retry_max_delay_s: float = Field(default=30.0, ge=0, le=600)

@@ -15,6 +15,7 @@ Credentials go only to the connection's own server: the headers of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -34,7 +35,7 @@ from studio.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from studio.providers.base import Provider
+from studio.providers.base import Provider, connection_limiter
 from studio.providers.http_pool import ConnectionPool, pool_target
 
 __all__ = ["HTTPProvider", "parse_retry_after", "same_origin"]
@@ -42,6 +43,7 @@ __all__ = ["HTTPProvider", "parse_retry_after", "same_origin"]
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_S = 120.0
+KEEPALIVE = 64  # idle connections kept per loop when the connection sets no limit
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -95,14 +97,13 @@ class HTTPProvider(Provider):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Clients and semaphores belong to an event loop; the studio runs several
-        # loops (CLI, Streamlit threads, the gateway), so keep one per loop.
+        # Clients belong to an event loop; the studio runs several loops (CLI,
+        # Streamlit threads, the gateway), so keep one per loop. The connection's
+        # own limit, if it has one, is process-wide (see connection_limiter).
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
-        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._limiter = connection_limiter(self.name, self.options.concurrency)
         # Plain-http servers without a custom transport get the lean keep-alive pool.
         self._target = pool_target(self.base_url) if self.transport is None else None
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = (
@@ -144,8 +145,9 @@ class HTTPProvider(Provider):
                 transport=self.transport,
                 follow_redirects=False,  # a redirect must not carry the key to another host
                 limits=httpx.Limits(
-                    max_connections=self.options.concurrency * 2,
-                    max_keepalive_connections=self.options.concurrency,
+                    # No connection limit of its own: the caller's concurrency bounds it.
+                    max_connections=self.options.concurrency and self.options.concurrency * 2,
+                    max_keepalive_connections=self.options.concurrency or KEEPALIVE,
                 ),
             )
             self._clients[loop] = client
@@ -158,7 +160,7 @@ class HTTPProvider(Provider):
         pool = self._pools.get(loop)
         if pool is None:
             host, port, _ = self._target
-            pool = ConnectionPool(host, port, max_idle=self.options.concurrency)
+            pool = ConnectionPool(host, port, max_idle=self.options.concurrency or KEEPALIVE)
             self._pools[loop] = pool
         return pool
 
@@ -180,13 +182,11 @@ class HTTPProvider(Provider):
             timeout_s=self.options.timeout_s,
         )
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._limits.get(loop)
-        if sem is None:
-            sem = asyncio.Semaphore(self.options.concurrency)
-            self._limits[loop] = sem
-        return sem
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of the connection's slots, or nothing to wait for when it sets no limit."""
+        if self._limiter is None:
+            return contextlib.nullcontext()
+        return self._limiter.slot()
 
     async def aclose(self) -> None:
         try:
@@ -220,7 +220,7 @@ class HTTPProvider(Provider):
             try:
                 # The slot is held for the call only, not while backing off, so a
                 # long Retry-After does not starve the connection's other calls.
-                async with self._semaphore():
+                async with self._slot():
                     return await self._once(method, path, json_body, headers)
             except _Transient as transient:
                 if attempt + 1 >= attempts:

@@ -1,7 +1,10 @@
 """The run engine: one prompt configuration over every row of a dataset version.
 
-Rows run concurrently, bounded by the run's concurrency (default: the
-connection's). Each finished row is written at once, so a crash loses nothing
+Rows run concurrently at the run's concurrency (default: the connection's
+limit if it has one, else the studio's default). A connection's own limit, when
+the user set one, caps the calls in flight underneath (see
+:func:`concurrency_note`). A row's latency is its model call alone, not the
+time it queued behind that limit. Each finished row is written at once, so a crash loses nothing
 already answered; the ``(run, row, sample)`` unique key means a resumed run
 only fills the gaps and never answers a row twice. Cancelling stops new calls
 and keeps finished rows. Identical calls (same model, parameters and rendered
@@ -28,11 +31,12 @@ from sqlmodel import Session, col, func, select
 
 from studio.core.errors import NotFoundError, StudioError
 from studio.core.prompting import build_payload, output_text
-from studio.core.settings import DEFAULT_CONCURRENCY
+from studio.core.settings import get_settings
 from studio.core.templates import PromptTemplate, render, require_columns
 from studio.models import registry
 from studio.models.registry import models as registry_models
 from studio.models.usage import Price, price_of, usage_values
+from studio.providers.base import Provider, call_clock
 from studio.services.datasets import get_version
 from studio.store import session_scope
 from studio.store.tables import DatasetRow, ModelCall, ResponseCache, Run, RunResult, utcnow
@@ -41,6 +45,7 @@ __all__ = [
     "RunConfig",
     "RunProgress",
     "cancel_run",
+    "concurrency_note",
     "create_run",
     "execute_run",
     "list_results",
@@ -137,6 +142,37 @@ def _cache_keys(config: RunConfig, payload: Any, sample: int) -> tuple[str, ...]
     if config.model_id is None:
         return (key,)
     return key, _cache_key(config.model, payload, sample)
+
+
+def _workers(config: RunConfig, provider: Provider) -> int:
+    """Calls the run keeps in flight: its own number, else the connection's limit, else the
+    studio's default."""
+    return config.concurrency or provider.options.concurrency or get_settings().default_concurrency
+
+
+def concurrency_note(
+    *, session: Session, model: str, concurrency: int | None, model_id: str | None = None
+) -> str | None:
+    """A sentence for the user when the connection's own limit caps a run below
+    ``concurrency``; None when the run's concurrency is what runs (or the model
+    cannot be resolved, which the run itself reports)."""
+    try:
+        ref = registry_models.referenced_model(session=session, model_id=model_id, name=model)
+        mtype = registry.model_type(session=session, ref=ref)
+        prepared = registry.prepare_model(
+            session=session, ref=ref, payload=build_payload(mtype, "", {})
+        )
+    except StudioError:
+        return None
+    provider = prepared.provider
+    limit = provider.options.concurrency
+    asked = concurrency or get_settings().default_concurrency
+    if limit is None or limit >= asked:
+        return None
+    return (
+        f"Connection '{provider.name}' allows at most {limit} calls at a time, so this run "
+        f"makes {limit} at once, not {asked}. Change the connection's concurrency to lift it."
+    )
 
 
 def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[int, int]]]:
@@ -294,7 +330,7 @@ async def execute_run(
     config, version_id, columns, rows, answered = _open_run(run_id)
     prepared, prices = _prepare(config)
     samples = config.samples
-    workers = config.concurrency or prepared.provider.options.concurrency or DEFAULT_CONCURRENCY
+    workers = _workers(config, prepared.provider)
     progress = RunProgress(run_id=run_id, total=rows * samples, done=len(answered))
     started = time.perf_counter()
     queue: asyncio.Queue[tuple[int, int, dict[str, str]] | None] = asyncio.Queue(workers * 2)
@@ -413,14 +449,17 @@ async def _answer(
             result.output, result.cached = output_text(cached), True
             result.latency_ms = 0.0
             return result, None
-    started = time.perf_counter()
-    try:
-        response = await registry.acall_prepared(prepared, payload)
-    except StudioError as exc:
-        result.error = str(exc)
-        result.latency_ms = (time.perf_counter() - started) * 1000
-        return result, _Call(latency_ms=result.latency_ms, error=result.error)
-    result.latency_ms = (time.perf_counter() - started) * 1000
+    with call_clock() as clock:  # the call alone: queueing behind a connection limit is left out
+        try:
+            response = await registry.acall_prepared(prepared, payload)
+        except StudioError as exc:
+            error: str | None = str(exc)
+        else:
+            error = None
+    result.latency_ms = clock.elapsed_ms
+    if error is not None:
+        result.error = error
+        return result, _Call(latency_ms=result.latency_ms, error=error)
     data = response.model_dump(mode="json")
     result.output = output_text(data)
     result.prompt_tokens = data.get("prompt_tokens")

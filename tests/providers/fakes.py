@@ -210,6 +210,8 @@ class FaultyOpenAIServer:
     usage counting words. Prompts for which ``always_fail`` is true get 503
     on every call (a permanently failing provider). ``asked`` counts calls per prompt, ``answered``
     successful answers per prompt, ``injected`` the faults by kind.
+    ``in_flight`` is the number of calls being served right now and
+    ``peak_in_flight`` the most there ever were at once (concurrency tests).
     """
 
     def __init__(
@@ -240,6 +242,8 @@ class FaultyOpenAIServer:
         self.answered: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.calls = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._httpd = _QuietThreadingServer(("127.0.0.1", 0), self._handler_class())
@@ -265,6 +269,7 @@ class FaultyOpenAIServer:
             self.answered.clear()
             self.injected.clear()
             self.calls = 0
+            self.peak_in_flight = self.in_flight
 
     def _decide(self, prompt: str | None) -> str | None:
         """Count the call and pick its fault (``None``: answer properly)."""
@@ -279,6 +284,15 @@ class FaultyOpenAIServer:
                 fault = self._rng.choice(self.faults)
                 self.injected[fault] += 1
             return fault
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _answered(self, prompt: str) -> None:
         with self._lock:
@@ -334,6 +348,13 @@ class FaultyOpenAIServer:
                     self.close_connection = True
 
             def _serve(self) -> None:
+                server._enter()
+                try:
+                    self._serve_counted()
+                finally:
+                    server._leave()
+
+            def _serve_counted(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
