@@ -121,6 +121,4 @@ def test_modules_stay_small_or_say_why() -> None:
         lines = path.read_text(encoding="utf-8").splitlines()
         if len(lines) > 520 and "Longer than" not in "\n".join(lines[:40]):
             long.append(f"{path.relative_to(STUDIO)} ({len(lines)} lines)")
-    assert not long, "split these along their seams, or say at the top why not: " + ", ".join(
-        long
-    )
+    assert not long, "split these along their seams, or say at the top why not: " + ", ".join(long)
