@@ -27,7 +27,13 @@ from studio.ui.playground_editor import (
     prompt_editor,
     variables_panel,
 )
-from studio.ui.playground_run import progress_panel, results_panel, runs_picker, start_job
+from studio.ui.playground_run import (
+    concurrency_caption,
+    progress_panel,
+    results_panel,
+    runs_picker,
+    start_job,
+)
 
 SAMPLE = EXAMPLES["marketing"]
 CONCURRENCY = DEFAULT_CONCURRENCY  # parallel calls a new run starts with
@@ -275,6 +281,7 @@ g4.button(
     disabled=not (prompt_ok and rows),
     width="stretch",
 )
+concurrency_caption()  # says so when the connection's own limit caps "Parallel calls"
 
 run_id = runs_picker(app.id)
 if run_id is None:

@@ -464,7 +464,7 @@ def run_start(
     """Run a variant's latest version over every row of a dataset."""
     if ctx.invoked_subcommand is not None:
         return
-    from studio.services.runs import RunConfig, create_run
+    from studio.services.runs import RunConfig, concurrency_note, create_run
     from studio.services.variants import get_variant, latest_version, version_config
 
     given = {"--app": app_ref, "--variant": variant, "--dataset": dataset}
@@ -502,6 +502,9 @@ def run_start(
         )
         assert run.id is not None
         run_id = run.id
+        note = concurrency_note(session=session, model=run.model, concurrency=concurrency)
+    if note:  # the connection's own limit caps --concurrency: say so before the wait
+        typer.echo(note, err=True)
     _finish(run_id, started, out_path, as_json)
 
 

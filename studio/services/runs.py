@@ -154,8 +154,11 @@ def concurrency_note(
     *, session: Session, model: str, concurrency: int | None, model_id: str | None = None
 ) -> str | None:
     """A sentence for the user when the connection's own limit caps a run below
-    ``concurrency``; None when the run's concurrency is what runs (or the model
-    cannot be resolved, which the run itself reports)."""
+    ``concurrency``; None when the run's concurrency is what runs, when none was
+    asked for (the connection's limit is then the run's), or when the model
+    cannot be resolved (the run itself reports that)."""
+    if concurrency is None:
+        return None
     try:
         ref = registry_models.referenced_model(session=session, model_id=model_id, name=model)
         mtype = registry.model_type(session=session, ref=ref)
@@ -166,12 +169,12 @@ def concurrency_note(
         return None
     provider = prepared.provider
     limit = provider.options.concurrency
-    asked = concurrency or get_settings().default_concurrency
-    if limit is None or limit >= asked:
+    if limit is None or limit >= concurrency:
         return None
     return (
         f"Connection '{provider.name}' allows at most {limit} calls at a time, so this run "
-        f"makes {limit} at once, not {asked}. Change the connection's concurrency to lift it."
+        f"makes {limit} at once, not {concurrency}. Change the connection's concurrency to "
+        "lift it."
     )
 
 

@@ -15,11 +15,11 @@ from studio.services.run_results import (
     result_table,
     summarize,
 )
-from studio.services.runs import retry_failed
+from studio.services.runs import concurrency_note, retry_failed
 from studio.ui.common import show_error, studio_session
 from studio.ui.run_jobs import RunJob, run_jobs
 
-__all__ = ["progress_panel", "results_panel", "runs_picker", "start_job"]
+__all__ = ["concurrency_caption", "progress_panel", "results_panel", "runs_picker", "start_job"]
 
 PAGE_ROWS = 1000  # results drawn at once; sending 10,000 rows to the browser takes ~1 s
 
@@ -30,6 +30,18 @@ def _duration(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+
+
+def concurrency_caption() -> None:
+    """Under "Parallel calls": a sentence when the model's connection caps that number."""
+    model = st.session_state.get("pg_model")
+    asked = st.session_state.get("pg_concurrency")
+    if not model or asked is None:
+        return
+    with studio_session() as session:
+        note = concurrency_note(session=session, model=str(model), concurrency=int(asked))
+    if note:
+        st.caption(note)
 
 
 def start_job(run_id: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
@@ -88,3 +89,40 @@ def test_a_connection_limit_caps_the_run_says_so_and_queueing_is_not_latency(
     note = concurrency_note(session=session, model="srv/fake-chat", concurrency=32)
     assert note is not None and "at most 4" in note and "32" in note
     assert concurrency_note(session=session, model="srv/fake-chat", concurrency=4) is None
+
+
+def _cli_run(cli: Any, tmp_path: Path, url: str, *limit: str) -> Any:
+    added = cli("provider", "add", "srv", "--kind", "openai", "--base-url", url, *limit)
+    assert added.code == 0, added.err
+    assert cli("app", "create", "Marketing").code == 0
+    data = tmp_path / "events.csv"
+    data.write_text("event\n" + "".join(f"Event {i}\n" for i in range(8)))
+    made = cli(
+        "variant", "create", "--app", "Marketing", "--name", "plain", "--model", "srv/fake-chat",
+        "--prompt", "Email about {{event}}",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    result = cli(
+        "run", "--app", "Marketing", "--variant", "plain", "--dataset", str(data),
+        "--concurrency", "32", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["errors"] == 0
+    return result
+
+
+def test_studio_run_says_when_the_connection_limit_caps_concurrency(
+    cli: Any, tmp_path: Path, faulty_server: StartServer
+) -> None:
+    server = faulty_server(latency_s=0.01)
+    result = _cli_run(cli, tmp_path, server.url, "--concurrency", "4")
+    assert "Connection 'srv' allows at most 4 calls at a time" in result.err
+    assert "not 32" in result.err
+
+
+def test_studio_run_says_nothing_when_the_connection_sets_no_limit(
+    cli: Any, tmp_path: Path, faulty_server: StartServer
+) -> None:
+    server = faulty_server(latency_s=0.01)
+    result = _cli_run(cli, tmp_path, server.url)
+    assert "allows at most" not in result.err
