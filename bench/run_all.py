@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [
     ("Built-in models", "bench.bench_builtin", ["--repeat", "1"]),
     ("Batch runs", "bench.bench_runs", []),
+    ("Run concurrency", "bench.bench_concurrency", []),
     ("CSV ingest", "bench.bench_ingest", []),
     ("Gateway", "bench.bench_gateway", []),
     ("Provider HTTP clients", "bench.bench_http_client", []),
