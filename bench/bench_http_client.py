@@ -4,7 +4,7 @@
                                       [--loop uvloop|asyncio] [--hand-written FILE] [--json]
 
 Issue 10 asks whether a well-kept library can replace the hand-written HTTP/1.1
-client that ``studio/providers/http_pool.py`` was, without giving up the gateway's
+client in ``studio/providers/http_pool.py`` without giving up the gateway's
 figures. A minimal backend (a raw asyncio protocol on uvloop answering every POST
 with a fixed chat-completion JSON body) runs in its own process, so the figures
 are the client's CPU plus the loopback round trip. Every client is measured in
@@ -16,8 +16,8 @@ Clients:
 
 * ``raw socket (floor)``: a bare asyncio connection writing one request and reading
   one answer by its Content-Length: what loopback and the backend cost.
-* ``hand-written pool``: with ``--hand-written FILE``, the removed hand-written
-  client loaded from that file (``git show 3252577:studio/providers/http_pool.py``).
+* ``hand-written pool``: with ``--hand-written FILE``, another ``ConnectionPool``
+  loaded from that file (an older version, or a library behind the same interface).
 * ``studio pool``: ``studio.providers.http_pool.ConnectionPool`` as it is now.
 * ``httpx default``: ``httpx.AsyncClient()``.
 * ``httpx tuned``: HTTP/1.1 only, ``trust_env=False``, a reused client, generous
