@@ -3,10 +3,15 @@
 Loaded weights are process-wide: :func:`load_model` keeps one object per
 (runtime, path, load options), loads it lazily and once even when the Streamlit
 threads, the CLI and the gateway ask together, and every provider instance
-shares it. Each loaded model has its own lock (llama.cpp objects are not
-thread-safe); inference runs in a worker thread via ``asyncio.to_thread``. On a
-timeout the caller gets :class:`~studio.core.errors.ProviderTimeoutError` at once, while
-the worker finishes its generation before the model's lock is free again.
+shares it. A loaded model serves one call at a time (llama.cpp objects are not
+thread-safe): calls queue for its turn in asyncio (a process-wide
+:class:`~studio.providers.base.ConnectionLimiter` of one, fair across event loops
+and threads), so a waiting call parks no thread, and only the call holding the
+model runs, on the model's own one-thread executor (never the default executor).
+The timeout covers the wait and the call: a call that times out while queued
+leaves the queue and never runs; one that times out while generating gets
+:class:`~studio.core.errors.ProviderTimeoutError` at once, while the model finishes that
+generation before its next call starts.
 
 The runtimes themselves are :mod:`studio.providers.local_llama` (GGUF files,
 chat, completion, agents) and :mod:`studio.providers.local_embeddings`
@@ -21,6 +26,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,13 +38,14 @@ from studio.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from studio.providers.base import ModelInfo, Provider
+from studio.providers.base import ConnectionLimiter, ModelInfo, Provider, queued
 
 __all__ = [
     "LoadedModel",
     "LocalProvider",
     "clear_loaded_models",
     "load_model",
+    "loaded",
     "loaded_models",
     "require",
 ]
@@ -52,13 +59,18 @@ Key = tuple[Hashable, ...]
 
 @dataclass
 class LoadedModel:
-    """One loaded model. Hold ``lock`` while calling into ``model``."""
+    """One loaded model. Take a ``turn`` (then hold ``lock``) while calling into ``model``,
+    on its ``executor``."""
 
     key: Key
     model: Any
     load_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    turn: ConnectionLimiter = field(default_factory=lambda: ConnectionLimiter(1))
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    )
 
 
 _MODELS: dict[Key, LoadedModel] = {}
@@ -84,6 +96,12 @@ def load_model(key: Key, loader: Callable[[], tuple[Any, dict[str, Any]]]) -> Lo
         return entry
 
 
+def loaded(key: Key) -> LoadedModel | None:
+    """The model for ``key`` if it is loaded already (never waits for a load)."""
+    with _CACHE_LOCK:
+        return _MODELS.get(key)
+
+
 def loaded_models() -> list[LoadedModel]:
     with _CACHE_LOCK:
         return list(_MODELS.values())
@@ -92,8 +110,11 @@ def loaded_models() -> list[LoadedModel]:
 def clear_loaded_models() -> None:
     """Forget every loaded model (benchmarks, tests); calls in flight keep theirs."""
     with _CACHE_LOCK:
+        gone = list(_MODELS.values())
         _MODELS.clear()
         _KEY_LOCKS.clear()
+    for entry in gone:  # its thread ends once a call in flight returns
+        entry.executor.shutdown(wait=False)
 
 
 @atexit.register
@@ -123,6 +144,10 @@ class LocalProvider(Provider):
     class Options(Provider.Options):
         timeout_s: float = Field(default=600.0, gt=0, le=86_400, description="Per-call timeout.")
 
+    def _key(self) -> Key:
+        """The process-wide cache key of this connection's model."""
+        raise NotImplementedError
+
     def _load(self) -> LoadedModel:
         raise NotImplementedError
 
@@ -138,7 +163,19 @@ class LocalProvider(Provider):
         ]
 
     async def _run(self, call: Callable[[LoadedModel], T]) -> T:
-        entry = await asyncio.to_thread(self._load)
+        timeout = self.options.timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._take_turn(call)
+        except TimeoutError as exc:
+            msg = f"no answer within {timeout:g}s"
+            raise ProviderTimeoutError(msg, provider=self.name) from exc
+
+    async def _take_turn(self, call: Callable[[LoadedModel], T]) -> T:
+        """Wait (in asyncio) for the model's turn, then run ``call`` on its own thread."""
+        entry = loaded(self._key())
+        if entry is None:  # only the first calls wait for the weights, in a worker thread
+            entry = await asyncio.to_thread(self._load)
 
         def locked() -> T:
             with entry.lock:
@@ -149,9 +186,14 @@ class LocalProvider(Provider):
                 except RuntimeError as exc:
                     raise ProviderUnavailableError(str(exc), provider=self.name) from exc
 
-        timeout = self.options.timeout_s
+        start = time.perf_counter()
+        await entry.turn.acquire()  # a timeout here leaves the queue: the call never runs
+        queued(time.perf_counter() - start)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(locked), timeout)
-        except TimeoutError as exc:
-            msg = f"no answer within {timeout:g}s"
-            raise ProviderTimeoutError(msg, provider=self.name) from exc
+            job: Future[T] = entry.executor.submit(locked)
+        except BaseException:
+            entry.turn.release()
+            raise
+        # The turn ends when the model is done, even if the caller stopped waiting.
+        job.add_done_callback(lambda _: entry.turn.release())
+        return await asyncio.wrap_future(job)

@@ -90,10 +90,12 @@ class SentenceTransformersProvider(LocalProvider):
         if not self.model_dir.is_dir():
             raise ConfigError(f"Model directory '{self.model_dir}' does not exist.")
 
+    def _key(self) -> tuple[str, str, str]:
+        return ("sentence-transformers", str(self.model_dir), self.options.device)
+
     def _load(self) -> LoadedModel:
         device = self.options.device
-        key = ("sentence-transformers", str(self.model_dir), device)
-        return load_model(key, lambda: _load_sentence_transformer(self.model_dir, device))
+        return load_model(self._key(), lambda: _load_sentence_transformer(self.model_dir, device))
 
     def _label(self) -> tuple[str, str, int | None]:
         return self.model_dir.name, f"{self.model_dir.name} via sentence-transformers", None

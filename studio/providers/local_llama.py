@@ -165,10 +165,12 @@ class LlamaCppProvider(LocalProvider):
         super().__init__(**kwargs)
         self.model_file = _check_gguf(self.options.model_path, self.name)
 
-    def _load(self) -> LoadedModel:
+    def _key(self) -> tuple[str, str, int, int | None, str | None]:
         o = self.options
-        key = ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
-        return load_model(key, lambda: _load_llama(self.model_file, o))
+        return ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
+
+    def _load(self) -> LoadedModel:
+        return load_model(self._key(), lambda: _load_llama(self.model_file, self.options))
 
     def _label(self) -> tuple[str, str, int | None]:
         return self.model_file.stem, f"{self.model_file.name} via llama.cpp", self.options.n_ctx
