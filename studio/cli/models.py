@@ -68,7 +68,7 @@ def template_create(file: Path, as_json: JsonOpt = False) -> None:
     """Create a model template from a JSON file (admin mode: STUDIO_ADMIN=1)."""
     data = parse_document(TemplateCreate, read_json(file), "model template")
     with _session() as session:
-        row = registry.create_template(session=session, data=data)
+        row = registry.create_template(session=session, data=data, local=True)
         print_json(dump_row(row)) if as_json else fields(
             "Output of model-template create", dump_row(row)
         )

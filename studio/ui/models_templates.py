@@ -39,7 +39,7 @@ def template_from_json(text: str, source: str) -> TemplateCreate:
 def _create(data: TemplateCreate) -> None:
     try:
         with studio_session() as session:
-            row = registry.create_template(session=session, data=data)
+            row = registry.create_template(session=session, data=data, local=True)
     except StudioError as exc:
         show_error(exc)
         return

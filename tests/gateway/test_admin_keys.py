@@ -142,6 +142,37 @@ def test_model_over_http_may_not_name_an_environment_variable(deployed: Deployed
     assert "leaky" not in [m["name"] for m in models]
 
 
+def test_template_over_http_may_not_name_an_environment_variable(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every model later made from such a template, even by the operator, would send the
+    # variable's value to the template's base_url.
+    monkeypatch.setenv("STUDIO_ADMIN", "1")
+    reset_settings()
+    template = {
+        "name": "leaky-template",
+        "model_type": "CHAT_COMPLETION",
+        "runtime": "openai-compatible",
+        "runtime_config": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "DATABASE_URL"},
+        "model_creation_parameters_schema": {"parameters": []},
+    }
+    r = deployed.client.post(
+        "/api/v1/model-templates", json=template, headers=deployed.admin_headers
+    )
+    assert r.status_code == 422, r.text
+    assert "environment variable" in r.json()["error"]["message"]
+    names = [
+        t["name"]
+        for t in deployed.client.get(
+            "/api/v1/model-templates", headers=deployed.admin_headers
+        ).json()
+    ]
+    assert "leaky-template" not in names
+    clean = {**template, "runtime_config": {"base_url": "http://127.0.0.1:9/v1"}}
+    r = deployed.client.post("/api/v1/model-templates", json=clean, headers=deployed.admin_headers)
+    assert r.status_code == 201, r.text
+
+
 def test_the_cli_may_still_use_api_key_env(cli: Any, session: Session, tmp_path: Path) -> None:
     from studio.models import registry
     from studio.models.specs import ModelCreate

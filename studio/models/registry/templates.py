@@ -18,6 +18,7 @@ from studio.core.errors import (
 from studio.core.settings import get_settings
 from studio.models.specs import (
     TemplateCreate,
+    check_remote_parameters,
 )
 from studio.store.tables import Model, ModelGroup, ModelTemplate
 
@@ -45,8 +46,19 @@ def _require_admin(action: str) -> None:
         )
 
 
-def create_template(*, session: Session, data: TemplateCreate) -> ModelTemplate:
+def create_template(
+    *, session: Session, data: TemplateCreate, local: bool = False
+) -> ModelTemplate:
+    """Create a model template (admin mode).
+
+    ``local`` is true only for the operator on this machine (the CLI, the studio's own
+    pages). A template created over the gateway may not name a server environment
+    variable or a path outside ``STUDIO_MODELS_DIR`` in its ``runtime_config``, because
+    every model made from it later, even by the operator, would use them.
+    """
     _require_admin("create model templates")
+    if not local:
+        check_remote_parameters(data.runtime_config, {}, models_dir=get_settings().models_dir)
     if session.exec(select(ModelTemplate).where(ModelTemplate.name == data.name)).first():
         raise ConflictError(f"A model template named '{data.name}' already exists.")
     row = ModelTemplate(
