@@ -24,7 +24,6 @@ import asyncio
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, report  # noqa: E402
+from bench.common import Row, report, run_child  # noqa: E402
 from tests.providers.fakes import FaultyOpenAIServer  # noqa: E402
 
 TEMPLATE = "Write a short marketing email about {{event}} for {{demographic}}."
@@ -142,21 +141,7 @@ def _bare(url: str, rows: int, concurrency: int) -> None:
 
 
 def _child(args: list[str], home: str) -> str:
-    import os
-
-    env = {**os.environ, "STUDIO_HOME": home, "HF_HUB_OFFLINE": "1"}
-    env.pop("DATABASE_URL", None)  # a throwaway SQLite database, never a shared one
-    done = subprocess.run(
-        [sys.executable, __file__, *args],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bench child {args} failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+    return run_child(__file__, args, home)
 
 
 def measure_run(url: str, rows: int, concurrency: int) -> dict[str, Any]:

@@ -41,21 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHAT_ANSWER = json.dumps(
-    {
-        "id": "x",
-        "object": "chat.completion",
-        "model": "m",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hi!"},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
-    }
-).encode()
+from bench.common import CHAT_ANSWER  # noqa: E402
 
 FAKE_PROVIDER = f"""
 import sys, uvicorn

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, report  # noqa: E402
+from bench.common import Row, report, run_child  # noqa: E402
 from tests.providers.fakes import FaultyOpenAIServer  # noqa: E402
 
 TEMPLATE = "Write a short marketing email about {{event}} for {{demographic}} (size {{size}})."
@@ -120,19 +118,7 @@ def _run(run_id: int) -> None:
 
 
 def _child(args: list[str], home: str) -> str:
-    env = {**os.environ, "STUDIO_HOME": home, "HF_HUB_OFFLINE": "1"}
-    env.pop("DATABASE_URL", None)  # a throwaway SQLite database, never a shared one
-    done = subprocess.run(
-        [sys.executable, __file__, *args],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bench child {args} failed:\n{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+    return run_child(__file__, args, home)
 
 
 def measure(url: str, rows: int, concurrency: int) -> dict[str, Any]:

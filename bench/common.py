@@ -5,9 +5,28 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 
-__all__ = ["Row", "machine", "report", "table"]
+__all__ = ["CHAT_ANSWER", "Row", "machine", "report", "run_child", "table"]
+
+# A small OpenAI chat-completion answer, as the local backends of the benchmarks send it.
+CHAT_ANSWER = json.dumps(
+    {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi!"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+).encode()
 
 
 @dataclass
@@ -44,3 +63,21 @@ def report(title: str, rows: list[Row], as_json: bool) -> None:
     else:
         print(f"{title} on {machine()}\n")
         print(table(rows))
+
+
+def run_child(script: str, args: list[str], home: str) -> str:
+    """Run ``script`` again with ``args`` in a fresh process whose STUDIO_HOME is ``home``
+    (a throwaway SQLite database, never a shared one); its last line of output."""
+    env = {**os.environ, "STUDIO_HOME": home, "HF_HUB_OFFLINE": "1"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, script, *args],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench child {args} failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
