@@ -178,12 +178,23 @@ def parameters_editor() -> None:
         "Temperature",
         0.0,
         1.0,
+        value=DEFAULTS["pg_temperature"],
         step=0.05,
         key="pg_temperature",
         help="0 gives the most likely answer every time; higher is more varied.",
     )
-    c2.number_input("Max tokens", 1, 8192, step=16, key="pg_max_tokens")
-    c3.slider("Top p", 0.05, 1.0, step=0.05, key="pg_top_p", help="1.0 leaves it to the model.")
+    c2.number_input(
+        "Max tokens", 1, 8192, value=DEFAULTS["pg_max_tokens"], step=16, key="pg_max_tokens"
+    )
+    c3.slider(
+        "Top p",
+        0.05,
+        1.0,
+        value=DEFAULTS["pg_top_p"],
+        step=0.05,
+        key="pg_top_p",
+        help="1.0 leaves it to the model.",
+    )
     st.text_area(
         "Stop sequences (one per line, up to 4)",
         key="pg_stop",
