@@ -10,6 +10,7 @@ since the wire schema carries no tool-use ids.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import httpx
@@ -30,7 +31,7 @@ from studio.core.schemas import (
     ToolRequest,
     problems_from_pydantic,
 )
-from studio.providers.base import ModelInfo
+from studio.providers.base import ChunkStream, ModelInfo, StreamChunk
 from studio.providers.http import HTTPProvider
 
 __all__ = ["PROVIDER", "AnthropicProvider"]
@@ -192,6 +193,66 @@ class AnthropicProvider(HTTPProvider):
         return ChatCompletionResponse(
             message=Message(role="assistant", content=text),
             finish_reason=_FINISH_REASONS.get(body.stop_reason or "", body.stop_reason),
+            prompt_tokens=usage.input_tokens,
+            response_tokens=usage.output_tokens,
+        )
+
+    async def stream_chat(self, model: str, request: ChatCompletionRequest) -> ChunkStream:
+        """Messages API events: ``message_start`` (input usage), ``content_block_delta``
+        (text), ``message_delta`` (stop reason, output usage), ``message_stop``."""
+        payload = {**self._payload(model, request.messages, request, None), "stream": True}
+        usage = _Usage()
+        stop_reason: str | None = None
+        stopped = False
+        path = "/v1/messages"
+        async with aclosing(self.stream_events("POST", path, json_body=payload)) as events:
+            async for event in events:
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    raise self._shape_error(path, "an event is not JSON", event.data) from None
+                if not isinstance(data, dict):
+                    raise self._shape_error(path, "an event is not a JSON object", data)
+                kind = data.get("type") or event.event
+                if kind == "message_start":
+                    message = data.get("message") or {}
+                    if isinstance(message.get("usage"), dict):
+                        usage = self._read(_Usage, message["usage"], path)
+                elif kind == "content_block_delta":
+                    delta = data.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield StreamChunk(text=str(delta["text"]))
+                elif kind == "message_delta":
+                    stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
+                    more = data.get("usage")
+                    if isinstance(more, dict):
+                        # Output tokens so far (cumulative); input tokens may be restated.
+                        usage = _Usage(
+                            input_tokens=more.get("input_tokens") or usage.input_tokens,
+                            output_tokens=more.get("output_tokens", usage.output_tokens),
+                        )
+                elif kind == "message_stop":
+                    stopped = True
+                    break
+                elif kind == "error":
+                    error = data.get("error") or {}
+                    said = error.get("message") if isinstance(error, dict) else error
+                    kind_said = error.get("type") if isinstance(error, dict) else None
+                    raise ProviderUnavailableError(
+                        "stopped in the middle of the answer"
+                        + (f" ({kind_said})" if kind_said else ""),
+                        provider=self.name,
+                        provider_message=str(said)[:300],
+                        hint="Try again; Anthropic reports overloaded_error when it is busy.",
+                    )
+        if not stopped and stop_reason is None:
+            raise ProviderUnavailableError(
+                "ended the stream before the answer was complete",
+                provider=self.name,
+                hint="The server or a proxy closed the connection; try again.",
+            )
+        yield StreamChunk(
+            finish_reason=_FINISH_REASONS.get(stop_reason or "", stop_reason),
             prompt_tokens=usage.input_tokens,
             response_tokens=usage.output_tokens,
         )

@@ -16,6 +16,10 @@ every event loop and thread (the CLI, Streamlit's threads, the gateway). Without
 one, the caller's own concurrency (a run's "Parallel calls") is what runs.
 :func:`call_clock` measures a model call without the time it spent queued behind
 such a limit (or behind a local model's lock).
+
+Chat and completion answers can also arrive in pieces (:class:`StreamChunk`) from
+:meth:`Provider.stream_chat` and :meth:`Provider.stream_complete`; a provider that
+cannot stream sends its whole answer as one piece.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import threading
 import time
 from abc import ABC
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -54,9 +58,11 @@ from studio.core.schemas import (
 
 __all__ = [
     "CallClock",
+    "ChunkStream",
     "ConnectionLimiter",
     "ModelInfo",
     "Provider",
+    "StreamChunk",
     "call_clock",
     "connection_limiter",
     "estimate_tokens",
@@ -223,6 +229,26 @@ def connection_limiter(name: str, limit: int | None) -> ConnectionLimiter | None
     return limiter
 
 
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """A piece of an answer as the model produces it.
+
+    ``text`` is new text of output ``index`` (the prompt's position in a completion
+    request, 0 for chat). The last chunk of a stream carries ``finish_reason`` and the
+    usage the provider reported (``None`` when it reported none).
+    """
+
+    text: str = ""
+    index: int = 0
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    response_tokens: int | None = None
+
+
+ChunkStream = AsyncGenerator[StreamChunk, None]
+"""What the streaming methods return: close it (``contextlib.aclosing``) to stop the call."""
+
+
 class ModelInfo(BaseModel):
     """One model a connection offers."""
 
@@ -329,3 +355,29 @@ class Provider(ABC):
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
         raise self._unsupported(ModelType.AGENT)
+
+    # -- streaming: providers that can send tokens as they come override these ---------
+
+    async def stream_chat(self, model: str, request: ChatCompletionRequest) -> ChunkStream:
+        """The answer of :meth:`chat` in pieces; by default one piece, once it is whole."""
+        answer = await self.chat(model, request)
+        yield StreamChunk(
+            text=answer.message.content,
+            finish_reason=answer.finish_reason,
+            prompt_tokens=answer.prompt_tokens,
+            response_tokens=answer.response_tokens,
+        )
+
+    async def stream_complete(self, model: str, request: CompletionRequest) -> ChunkStream:
+        """The answers of :meth:`complete` in pieces; by default one per prompt, whole."""
+        answer = await self.complete(model, request)
+        last = len(answer.completions) - 1
+        for index, (_, texts) in enumerate(answer.completions):
+            final = index == last
+            yield StreamChunk(
+                text=texts[0] if texts else "",
+                index=index,
+                finish_reason=answer.finish_reason if final else None,
+                prompt_tokens=answer.prompt_tokens if final else None,
+                response_tokens=answer.response_tokens if final else None,
+            )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ from studio.core.schemas import (
     RerankingRequest,
     RerankingResponse,
 )
-from studio.providers.base import ModelInfo, Provider
+from studio.providers.base import ChunkStream, ModelInfo, Provider
 from studio.providers.local_embeddings import SentenceTransformersProvider
 from studio.providers.local_llama import LlamaCppProvider
 
@@ -220,6 +221,18 @@ class BuiltinProvider(Provider):
     async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
         self._check(model, ModelType.CHAT_COMPLETION)
         return await self._llama_provider().chat(model, request)
+
+    async def stream_complete(self, model: str, request: CompletionRequest) -> ChunkStream:
+        self._check(model, ModelType.COMPLETION)
+        async with aclosing(self._llama_provider().stream_complete(model, request)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def stream_chat(self, model: str, request: ChatCompletionRequest) -> ChunkStream:
+        self._check(model, ModelType.CHAT_COMPLETION)
+        async with aclosing(self._llama_provider().stream_chat(model, request)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
         self._check(model, ModelType.AGENT)

@@ -10,6 +10,11 @@ carrying the provider's own message.
 Credentials go only to the connection's own server: the headers of
 :meth:`HTTPProvider.auth_headers` are sent only when the request's origin
 (scheme, host, port) is the base URL's, and redirects are never followed.
+
+:meth:`HTTPProvider.stream_events` sends a request answered with server-sent events
+and yields them as they arrive, with the same error mapping and retries (only before
+the first event went on), the same credential rule, and the connection's slot held
+until the stream ends.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import logging
 import random
 import time
 import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -38,7 +46,7 @@ from studio.core.errors import (
 from studio.providers.base import Provider, connection_limiter
 from studio.providers.http_pool import ConnectionPool, pool_target
 
-__all__ = ["HTTPProvider", "parse_retry_after", "same_origin"]
+__all__ = ["HTTPProvider", "SSEvent", "parse_retry_after", "parse_sse", "same_origin"]
 
 log = logging.getLogger(__name__)
 
@@ -244,26 +252,48 @@ class HTTPProvider(Provider):
         all_headers = {**auth, **(headers or {})}
         try:
             response = await self._http_request(method, path, json_body, all_headers)
-        except httpx.TimeoutException as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(exc) from exc
+        self._check_status(response)
+        try:
+            return response.json()
+        except ValueError as exc:
             raise _Transient(
+                ProviderUnavailableError(
+                    "answered with a body that is not valid JSON",
+                    provider=self.name,
+                    status_code=response.status_code,
+                    provider_message=response.text[:200],
+                )
+            ) from exc
+
+    def _transport_error(self, exc: httpx.HTTPError | httpx.InvalidURL) -> Exception:
+        """What a failure to get an answer becomes (transient ones are retried)."""
+        if isinstance(exc, httpx.TimeoutException):
+            return _Transient(
                 ProviderTimeoutError(
                     f"no answer within {self.options.timeout_s:g}s", provider=self.name
                 )
-            ) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigError(
+            )
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return ConfigError(
                 f"Connection '{self.name}' has an unusable base URL {self.base_url!r} ({exc}).",
                 hint="Use a URL such as http://localhost:8000/v1.",
-            ) from exc
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            raise _Transient(
+            )
+        if isinstance(exc, httpx.TransportError | httpx.StreamError):
+            return _Transient(
                 ProviderUnavailableError(
                     f"could not reach {self.base_url} ({type(exc).__name__}: {exc})",
                     provider=self.name,
                     hint="Check that the server is running and the base URL is right.",
                 )
-            ) from exc
+            )
+        return ProviderUnavailableError(
+            f"the call to {self.base_url} failed ({type(exc).__name__})", provider=self.name
+        )
 
+    def _check_status(self, response: httpx.Response) -> None:
+        """Raise the error an HTTP error status stands for (its body must be read)."""
         status = response.status_code
         if status == 429:
             raise _Transient(
@@ -300,14 +330,115 @@ class HTTPProvider(Provider):
                 status_code=status,
                 provider_message=self.error_message(response),
             )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise _Transient(
-                ProviderUnavailableError(
-                    "answered with a body that is not valid JSON",
-                    provider=self.name,
-                    status_code=status,
-                    provider_message=response.text[:200],
+
+    # -- streaming -----------------------------------------------------------------
+
+    async def stream_events(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncGenerator[SSEvent, None]:
+        """Send one request answered with server-sent events; yield them as they arrive.
+
+        Faults are retried as :meth:`request_json` retries them, but only while nothing
+        was yielded: once part of an answer went on, a fault ends the stream with its
+        error. The connection's slot is held until the stream ends. Closing the iterator
+        (a client that went away) closes the upstream connection, which stops the call.
+        """
+        attempts = self.options.max_retries + 1
+        for attempt in range(attempts):
+            yielded = False
+            try:
+                async with (
+                    self._slot(),
+                    aclosing(self._stream_once(method, path, json_body, headers)) as events,
+                ):
+                    async for event in events:
+                        yielded = True
+                        yield event
+                return
+            except _Transient as transient:
+                if yielded or attempt + 1 >= attempts:
+                    raise transient.error from None
+                delay = self._backoff(attempt, transient.retry_after)
+                log.info(
+                    "%s: transient failure before the stream began (%s); retry %d/%d in %.2fs",
+                    self.name,
+                    type(transient.error).__name__,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
                 )
-            ) from exc
+                await asyncio.sleep(delay)
+
+    async def _stream_once(
+        self, method: str, path: str, json_body: Any, headers: dict[str, str] | None
+    ) -> AsyncGenerator[SSEvent, None]:
+        auth = self.auth_headers() if same_origin(self.base_url, path) else {}
+        all_headers = {**auth, "Accept": "text/event-stream", **(headers or {})}
+        # Streams go through httpx (the lean pool reads whole answers only).
+        try:
+            client = self._client()
+            request = client.build_request(method, path, json=json_body, headers=all_headers)
+            response = await client.send(request, stream=True)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(exc) from exc
+        try:
+            if response.status_code >= 400:
+                try:
+                    await response.aread()
+                except httpx.HTTPError as exc:
+                    raise self._transport_error(exc) from exc
+                self._check_status(response)
+            kind = response.headers.get("content-type", "")
+            if "text/event-stream" not in kind:
+                await response.aread()
+                raise ProviderUnavailableError(
+                    f"answered a streaming request with {kind or 'no content type'} instead of "
+                    "server-sent events",
+                    provider=self.name,
+                    status_code=response.status_code,
+                    provider_message=response.text[:200],
+                    hint="Does this server support streaming? Call it without stream.",
+                )
+            try:
+                async with aclosing(parse_sse(response.aiter_lines())) as events:
+                    async for event in events:
+                        yield event
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+        finally:
+            await response.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class SSEvent:
+    """One server-sent event: its ``event`` name (None when unnamed) and ``data``."""
+
+    event: str | None
+    data: str
+
+
+async def parse_sse(lines: AsyncIterator[str]) -> AsyncGenerator[SSEvent, None]:
+    """Server-sent events from the lines of a ``text/event-stream`` body."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield SSEvent(event, "\n".join(data))
+            event, data = None, []
+            continue
+        if line.startswith(":"):  # a comment (keep-alive)
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if data:
+        yield SSEvent(event, "\n".join(data))

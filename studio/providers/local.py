@@ -13,6 +13,12 @@ leaves the queue and never runs; one that times out while generating gets
 :class:`~studio.core.errors.ProviderTimeoutError` at once, while the model finishes that
 generation before its next call starts.
 
+A stream (:meth:`LocalProvider._stream`) takes the turn the same way and runs the
+runtime's own token iterator on the model's thread, handing each piece to the event
+loop as it comes; the timeout covers the wait for the turn and each gap between
+pieces, and a caller that stops reading (closed, cancelled, timed out) stops the
+generation at the next token, which ends the turn.
+
 The runtimes themselves are :mod:`studio.providers.local_llama` (GGUF files,
 chat, completion, agents) and :mod:`studio.providers.local_embeddings`
 (embeddings and cosine reranking).
@@ -25,7 +31,7 @@ import atexit
 import importlib
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -170,6 +176,77 @@ class LocalProvider(Provider):
         except TimeoutError as exc:
             msg = f"no answer within {timeout:g}s"
             raise ProviderTimeoutError(msg, provider=self.name) from exc
+
+    async def _stream(
+        self, produce: Callable[[LoadedModel], Iterator[T]]
+    ) -> AsyncGenerator[T, None]:
+        """Run ``produce`` on the model's own thread in its turn; yield its items as they come."""
+        timeout = self.options.timeout_s
+        entry = loaded(self._key())
+        if entry is None:
+            entry = await asyncio.to_thread(self._load)
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(kind: str, value: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(items.put_nowait, (kind, value))
+            except RuntimeError:  # the caller's loop is gone: nobody reads any more
+                stop.set()
+
+        def run() -> None:
+            with entry.lock:
+                produced = produce(entry)
+                try:
+                    for item in produced:
+                        if stop.is_set():
+                            break
+                        put("item", item)
+                except (ValueError, KeyError) as exc:
+                    put("error", ProviderRequestError(str(exc), provider=self.name))
+                    return
+                except RuntimeError as exc:
+                    put("error", ProviderUnavailableError(str(exc), provider=self.name))
+                    return
+                except BaseException as exc:
+                    put("error", exc)
+                    return
+                finally:
+                    close = getattr(produced, "close", None)
+                    if close is not None:
+                        close()  # stops the runtime's own generator on this thread
+                put("end", None)
+
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                await entry.turn.acquire()  # a timeout here leaves the queue
+        except TimeoutError as exc:
+            msg = f"no answer within {timeout:g}s"
+            raise ProviderTimeoutError(msg, provider=self.name) from exc
+        queued(time.perf_counter() - start)
+        try:
+            job = entry.executor.submit(run)
+        except BaseException:
+            entry.turn.release()
+            raise
+        job.add_done_callback(lambda _: entry.turn.release())
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        kind, value = await items.get()
+                except TimeoutError as exc:
+                    msg = f"no new token within {timeout:g}s"
+                    raise ProviderTimeoutError(msg, provider=self.name) from exc
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            stop.set()  # the model stops at its next token if the caller went away
 
     async def _take_turn(self, call: Callable[[LoadedModel], T]) -> T:
         """Wait (in asyncio) for the model's turn, then run ``call`` on its own thread."""

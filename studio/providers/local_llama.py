@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +34,7 @@ from studio.core.schemas import (
     Tool,
     ToolRequest,
 )
+from studio.providers.base import ChunkStream, StreamChunk
 from studio.providers.local import LoadedModel, LocalProvider, load_model, require
 
 __all__ = ["LlamaCppProvider", "agent_messages", "agent_schema", "chat_dicts", "parse_agent_reply"]
@@ -236,6 +237,66 @@ class LlamaCppProvider(LocalProvider):
             )
 
         return await self._run(run)
+
+    @staticmethod
+    def _tokens(entry: LoadedModel, text: str, *, prompt: bool) -> int:
+        """Tokens of ``text`` as llama.cpp counts them (a prompt gets its BOS token)."""
+        if not text:
+            return 0
+        return len(entry.model.tokenize(text.encode("utf-8"), add_bos=prompt, special=prompt))
+
+    async def stream_complete(self, model: str, request: CompletionRequest) -> ChunkStream:
+        kwargs = self._sampling(request)
+
+        def produce(entry: LoadedModel) -> Iterator[StreamChunk]:
+            reasons: list[str | None] = []
+            prompt_tokens = response_tokens = 0
+            for index, prompt in enumerate(request.prompts):
+                parts: list[str] = []
+                reason = None
+                for out in entry.model.create_completion(prompt=prompt, stream=True, **kwargs):
+                    choice = out["choices"][0]
+                    if choice.get("text"):
+                        parts.append(choice["text"])
+                        yield StreamChunk(text=choice["text"], index=index)
+                    reason = choice.get("finish_reason") or reason
+                reasons.append(reason)
+                prompt_tokens += self._tokens(entry, prompt, prompt=True)
+                response_tokens += self._tokens(entry, "".join(parts), prompt=False)
+            yield StreamChunk(
+                finish_reason="length" if "length" in reasons else reasons[-1],
+                prompt_tokens=prompt_tokens,
+                response_tokens=response_tokens,
+            )
+
+        async with aclosing(self._stream(produce)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def stream_chat(self, model: str, request: ChatCompletionRequest) -> ChunkStream:
+        kwargs = self._sampling(request)
+        messages = chat_dicts(request.messages)
+
+        def produce(entry: LoadedModel) -> Iterator[StreamChunk]:
+            parts: list[str] = []
+            reason = None
+            outs = entry.model.create_chat_completion(messages=messages, stream=True, **kwargs)
+            for out in outs:
+                choice = out["choices"][0]
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    parts.append(piece)
+                    yield StreamChunk(text=piece)
+                reason = choice.get("finish_reason") or reason
+            yield StreamChunk(
+                finish_reason=reason,
+                prompt_tokens=self.count_tokens(model, request.messages),
+                response_tokens=self._tokens(entry, "".join(parts), prompt=False),
+            )
+
+        async with aclosing(self._stream(produce)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
         """Offline tool use: a JSON grammar constrains the reply to one action."""

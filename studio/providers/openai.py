@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import aclosing
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -34,119 +35,31 @@ from studio.core.schemas import (
     Message,
     ModelType,
     Sampling,
-    Tool,
     ToolRequest,
     problems_from_pydantic,
 )
-from studio.providers.base import ModelInfo
+from studio.providers.base import ChunkStream, ModelInfo, StreamChunk
 from studio.providers.http import HTTPProvider
+from studio.providers.openai_wire import (
+    ChatBody,
+    ChatChoice,
+    CompletionBody,
+    EmbeddingBody,
+    Function,
+    ModelsBody,
+    Usage,
+    last_k,
+    overall_finish,
+    total,
+    wire_message,
+    wire_tool,
+)
 
 __all__ = ["PROVIDER", "OpenAIProvider"]
 
 log = logging.getLogger(__name__)
 
 _Body = TypeVar("_Body", bound=BaseModel)
-
-
-# -- what the server answers (only the fields we read) ---------------------------
-
-
-class _Usage(BaseModel):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-
-
-class _Function(BaseModel):
-    name: str
-    arguments: str | dict[str, Any] | None = None  # a JSON string; some servers send an object
-
-
-class _ToolCall(BaseModel):
-    id: str | None = None
-    function: _Function
-
-
-class _ChatMessage(BaseModel):
-    content: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _ChatChoice(BaseModel):
-    index: int | None = None
-    message: _ChatMessage
-    finish_reason: str | None = None
-
-
-class _ChatBody(BaseModel):
-    choices: list[_ChatChoice] = Field(min_length=1)
-    usage: _Usage | None = None
-
-
-class _TextChoice(BaseModel):
-    index: int | None = None
-    text: str
-    finish_reason: str | None = None
-
-
-class _CompletionBody(BaseModel):
-    choices: list[_TextChoice]
-    usage: _Usage | None = None
-
-
-class _EmbeddingItem(BaseModel):
-    index: int | None = None
-    embedding: list[float]
-
-
-class _EmbeddingBody(BaseModel):
-    data: list[_EmbeddingItem]
-    usage: _Usage | None = None
-
-
-class _ModelItem(BaseModel):
-    id: str
-
-
-class _ModelsBody(BaseModel):
-    data: list[_ModelItem]
-
-
-# -- request helpers ---------------------------------------------------------------
-
-
-def _wire_message(message: Message) -> dict[str, str]:
-    if message.role == "tool":
-        tool = f"tool '{message.name}'" if message.name else "a tool"
-        return {"role": "user", "content": f"Result from {tool}:\n{message.content}"}
-    return {"role": message.role, "content": message.content}
-
-
-def _wire_tool(tool: Tool) -> dict[str, Any]:
-    function = {"name": tool.name, "description": tool.description, "parameters": tool.arguments}
-    return {"type": "function", "function": function}
-
-
-def _last_k(request: AgentRequest) -> list[Message]:
-    """Apply the memory strategy: system messages stay, plus the last k others."""
-    if request.memory_strategy is None:
-        return list(request.messages)
-    k = request.memory_strategy.params.get("k", 10)
-    others = [i for i, m in enumerate(request.messages) if m.role != "system"]
-    keep = set(others[-k:])
-    return [m for i, m in enumerate(request.messages) if m.role == "system" or i in keep]
-
-
-def _total(counts: list[int | None]) -> int | None:
-    known = [c for c in counts if c is not None]
-    return sum(known) if known else None
-
-
-def _overall_finish(reasons: list[str | None]) -> str | None:
-    """One finish reason for a batch: 'length' if any output was cut off."""
-    if "length" in reasons:
-        return "length"
-    return reasons[0] if reasons else None
 
 
 class OpenAIProvider(HTTPProvider):
@@ -181,6 +94,11 @@ class OpenAIProvider(HTTPProvider):
             default="max_tokens",
             description="Name of the chat length limit; OpenAI's reasoning models "
             "want 'max_completion_tokens'.",
+        )
+        stream_usage: bool = Field(
+            default=True,
+            description="Ask for token usage in the last chunk of a stream "
+            "(stream_options.include_usage); turn off for a server that refuses the field.",
         )
 
     options: Options
@@ -222,7 +140,7 @@ class OpenAIProvider(HTTPProvider):
 
     async def _chat_call(
         self, model: str, messages: list[dict[str, str]], request: Sampling, **extra: Any
-    ) -> _ChatBody:
+    ) -> ChatBody:
         payload = {
             "model": model,
             "messages": messages,
@@ -230,18 +148,18 @@ class OpenAIProvider(HTTPProvider):
             **extra,
         }
         body = await self.request_json("POST", "/chat/completions", json_body=payload)
-        return self._read(_ChatBody, body, "/chat/completions")
+        return self._read(ChatBody, body, "/chat/completions")
 
     @staticmethod
-    def _first_choice(body: _ChatBody) -> _ChatChoice:
+    def _first_choice(body: ChatBody) -> ChatChoice:
         return min(body.choices, key=lambda c: c.index or 0)
 
     # -- the model types -------------------------------------------------------------
 
     async def chat(self, model: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        body = await self._chat_call(model, [_wire_message(m) for m in request.messages], request)
+        body = await self._chat_call(model, [wire_message(m) for m in request.messages], request)
         choice = self._first_choice(body)
-        usage = body.usage or _Usage()
+        usage = body.usage or Usage()
         return ChatCompletionResponse(
             message=Message(role="assistant", content=choice.message.content or ""),
             finish_reason=choice.finish_reason,
@@ -275,7 +193,7 @@ class OpenAIProvider(HTTPProvider):
             **sampling,
         }
         raw = await self.request_json("POST", "/completions", json_body=payload)
-        body = self._read(_CompletionBody, raw, "/completions")
+        body = self._read(CompletionBody, raw, "/completions")
         texts: dict[int, list[str]] = {}
         reasons: dict[int, str | None] = {}
         for position, choice in enumerate(body.choices):
@@ -288,10 +206,10 @@ class OpenAIProvider(HTTPProvider):
                 f"choice indexes {sorted(texts)} do not match {len(request.prompts)} prompt(s)",
                 raw,
             )
-        usage = body.usage or _Usage()
+        usage = body.usage or Usage()
         return CompletionResponse(
             completions=[(prompt, texts[i]) for i, prompt in enumerate(request.prompts)],
-            finish_reason=_overall_finish([reasons[i] for i in sorted(reasons)]),
+            finish_reason=overall_finish([reasons[i] for i in sorted(reasons)]),
             prompt_tokens=usage.prompt_tokens,
             response_tokens=usage.completion_tokens,
         )
@@ -322,15 +240,123 @@ class OpenAIProvider(HTTPProvider):
                 (prompt, [a.message.content])
                 for prompt, a in zip(request.prompts, answers, strict=True)
             ],
-            finish_reason=_overall_finish([a.finish_reason for a in answers]),
-            prompt_tokens=_total([a.prompt_tokens for a in answers]),
-            response_tokens=_total([a.response_tokens for a in answers]),
+            finish_reason=overall_finish([a.finish_reason for a in answers]),
+            prompt_tokens=total([a.prompt_tokens for a in answers]),
+            response_tokens=total([a.response_tokens for a in answers]),
+        )
+
+    # -- streaming ----------------------------------------------------------------------
+
+    async def stream_chat(self, model: str, request: ChatCompletionRequest) -> ChunkStream:
+        payload = {
+            "model": model,
+            "messages": [wire_message(m) for m in request.messages],
+            **self._sampling(request, length_param=self.options.max_tokens_param),
+        }
+        async with aclosing(self._stream("/chat/completions", payload)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def stream_complete(self, model: str, request: CompletionRequest) -> ChunkStream:
+        mode = self.options.completion_mode
+        if mode == "chat" or (mode == "auto" and model in self._chat_only):
+            async with aclosing(self._stream_complete_via_chat(model, request)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        sampling = self._sampling(request, length_param="max_tokens")
+        sampling.setdefault("max_tokens", self.options.completion_max_tokens)
+        prompts = request.prompts
+        payload = {"model": model, "prompt": prompts[0] if len(prompts) == 1 else prompts}
+        started = False
+        try:
+            async with aclosing(self._stream("/completions", {**payload, **sampling})) as chunks:
+                async for chunk in chunks:
+                    started = True
+                    yield chunk
+        except ProviderRequestError as exc:
+            if started or mode != "auto" or exc.status_code != 404:
+                raise
+            log.info("%s: /completions answered 404 for %s; using chat instead", self.name, model)
+            self._chat_only.add(model)
+            async with aclosing(self._stream_complete_via_chat(model, request)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _stream_complete_via_chat(
+        self, model: str, request: CompletionRequest
+    ) -> ChunkStream:
+        if len(request.prompts) != 1:  # several prompts answer in parallel, each whole
+            async with aclosing(super().stream_complete(model, request)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        sampling = request.model_dump(exclude={"prompts"})
+        chat = ChatCompletionRequest(
+            messages=[Message(role="user", content=request.prompts[0])], **sampling
+        )
+        async with aclosing(self.stream_chat(model, chat)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _stream(self, path: str, payload: dict[str, Any]) -> ChunkStream:
+        """POST ``payload`` with ``stream: true``; text pieces, then one closing chunk."""
+        body: dict[str, Any] = {**payload, "stream": True}
+        if self.options.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        reasons: dict[int, str | None] = {}
+        usage = Usage()
+        done = False
+        async with aclosing(self.stream_events("POST", path, json_body=body)) as events:
+            async for event in events:
+                if event.data.strip() == "[DONE]":
+                    done = True
+                    break
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    raise self._shape_error(path, "an event is not JSON", event.data) from None
+                if not isinstance(data, dict):
+                    raise self._shape_error(path, "an event is not a JSON object", data)
+                if data.get("error"):
+                    error = data["error"]
+                    said = error.get("message") if isinstance(error, dict) else error
+                    raise ProviderUnavailableError(
+                        "stopped in the middle of the answer",
+                        provider=self.name,
+                        provider_message=str(said)[:300],
+                    )
+                if isinstance(data.get("usage"), dict):
+                    usage = self._read(Usage, data["usage"], path)
+                for position, choice in enumerate(data.get("choices") or []):
+                    if not isinstance(choice, dict):
+                        raise self._shape_error(path, "a choice is not an object", data)
+                    index = choice.get("index")
+                    index = position if not isinstance(index, int) else index
+                    delta = choice.get("delta")
+                    text = (delta or {}).get("content") if isinstance(delta, dict) else None
+                    if text is None:
+                        text = choice.get("text")
+                    if choice.get("finish_reason") is not None or index not in reasons:
+                        reasons[index] = choice.get("finish_reason")
+                    if text:
+                        yield StreamChunk(text=str(text), index=index)
+        if not done and not any(reasons.values()):
+            raise ProviderUnavailableError(
+                "ended the stream before the answer was complete",
+                provider=self.name,
+                hint="The server or a proxy closed the connection; try again.",
+            )
+        yield StreamChunk(
+            finish_reason=overall_finish([reasons[i] for i in sorted(reasons)]),
+            prompt_tokens=usage.prompt_tokens,
+            response_tokens=usage.completion_tokens,
         )
 
     async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         payload = {"model": model, "input": list(request.texts)}
         raw = await self.request_json("POST", "/embeddings", json_body=payload)
-        body = self._read(_EmbeddingBody, raw, "/embeddings")
+        body = self._read(EmbeddingBody, raw, "/embeddings")
         vectors: dict[int, list[float]] = {}
         for position, item in enumerate(body.data):
             vectors[position if item.index is None else item.index] = item.embedding
@@ -341,7 +367,7 @@ class OpenAIProvider(HTTPProvider):
                 f"for {len(request.texts)} text(s)",
                 raw,
             )
-        usage = body.usage or _Usage()
+        usage = body.usage or Usage()
         tokens = usage.prompt_tokens if usage.prompt_tokens is not None else usage.total_tokens
         return EmbeddingResponse(
             embeddings=[(text, vectors[i]) for i, text in enumerate(request.texts)],
@@ -349,15 +375,15 @@ class OpenAIProvider(HTTPProvider):
         )
 
     async def agent(self, model: str, request: AgentRequest) -> AgentResponse:
-        messages = [_wire_message(m) for m in _last_k(request)]
+        messages = [wire_message(m) for m in last_k(request)]
         if request.instructions:
             messages.insert(0, {"role": "system", "content": request.instructions})
         extra: dict[str, Any] = {}
         if request.tools:
-            extra["tools"] = [_wire_tool(t) for t in request.tools]
+            extra["tools"] = [wire_tool(t) for t in request.tools]
         body = await self._chat_call(model, messages, request, **extra)
         choice = self._first_choice(body)
-        usage = body.usage or _Usage()
+        usage = body.usage or Usage()
         tokens = {"prompt_tokens": usage.prompt_tokens, "response_tokens": usage.completion_tokens}
         if choice.message.tool_calls:
             call = choice.message.tool_calls[0]
@@ -379,7 +405,7 @@ class OpenAIProvider(HTTPProvider):
             **tokens,
         )
 
-    def _tool_arguments(self, function: _Function) -> dict[str, Any]:
+    def _tool_arguments(self, function: Function) -> dict[str, Any]:
         raw = function.arguments
         if raw is None or raw == "":
             return {}
@@ -401,7 +427,7 @@ class OpenAIProvider(HTTPProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         raw = await self.request_json("GET", "/models")
-        body = self._read(_ModelsBody, raw, "/models")
+        body = self._read(ModelsBody, raw, "/models")
         return [
             ModelInfo(
                 id=item.id,
