@@ -4,7 +4,9 @@ SQLite (the default, a file in ``STUDIO_HOME``) runs in WAL mode so the UI,
 the CLI and the gateway can read while one of them writes. PostgreSQL is used
 when ``DATABASE_URL`` points at it; the code is the same. Migrations (Alembic)
 run on start; on PostgreSQL an advisory lock keeps several processes from
-migrating at once.
+migrating at once. A start on a database already at head costs one query:
+the stored revision is compared with the head read from the migration files,
+and Alembic (slow to import) is loaded only when they differ.
 
 The store imports only :mod:`studio.core`. What a fresh database starts with
 (built-in models, system templates, prices) belongs to the model layer, which
@@ -14,21 +16,25 @@ inside the same transaction and lock, so concurrent starts agree.
 
 from __future__ import annotations
 
+import ast
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from studio.core.errors import ConfigError
 from studio.core.settings import get_settings
+
+if TYPE_CHECKING:  # alembic is imported only to migrate (see _migrate)
+    from alembic.config import Config
 
 __all__ = [
     "alembic_config",
@@ -85,19 +91,64 @@ def _make_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+@cache
+def head_revisions() -> frozenset[str] | None:
+    """The head revisions of the migration files, read without importing Alembic.
+
+    ``None`` when a file is not the plain ``revision = "..."`` form this reads;
+    the caller then asks Alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found = dict(_ASSIGNMENT.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        parents.update([down] if isinstance(down, str) else down or ())
+    heads = frozenset(revisions - parents)
+    return heads or None
+
+
+def _at_head(conn: Connection) -> bool:
+    """Whether the database's stored revision is the head of the migration files."""
+    heads = head_revisions()
+    if heads is None or not conn.dialect.has_table(conn, "alembic_version"):
+        return False
+    stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return frozenset(stored) == heads
+
+
 def _migrate(engine: Engine) -> None:
-    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    if not _seeders:
+        with engine.connect() as conn:  # a read: the migration below re-checks under the lock
+            if _at_head(conn):
+                return
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        if not _at_head(conn):  # another process may have migrated while we waited
+            from alembic import command
+
+            cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
         # Seed inside the same transaction (and lock) so concurrent starts agree.
         with Session(bind=conn) as session:
             for seeder in list(_seeders):
