@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -134,26 +135,22 @@ def test_run_without_options_says_what_is_missing(cli: Any) -> None:
 def test_ctrl_c_cancels_and_prints_how_to_resume(
     cli: Any, journey: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
+    import studio.cli.jobs
+    import studio.services.jobs
+    from studio.services.job_parts import run_part
+    from studio.services.jobs import get_job
 
-    import studio.cli.apps
-    from studio.services.runs import run_sync
+    def ctrl_c() -> None:
+        monkeypatch.setattr(studio.cli.jobs, "_pause", lambda: asyncio.run(asyncio.sleep(0.01)))
+        raise KeyboardInterrupt
 
-    real_join = threading.Thread.join
-    pressed: list[bool] = []
+    async def after_cancel(**kw: Any) -> str:
+        while not get_job(job_id=kw["job_id"]).cancel_requested:  # the CLI cancels on Ctrl-C
+            await asyncio.sleep(0.01)
+        return await run_part(**kw)
 
-    def join(self: threading.Thread, timeout: float | None = None) -> None:
-        if not pressed and self.name.startswith("studio-run-"):
-            pressed.append(True)
-            raise KeyboardInterrupt
-        real_join(self, timeout)
-
-    def cancelled_run(**kw: Any) -> Any:
-        kw["cancel"].wait(5)  # the CLI sets the event on Ctrl-C
-        return run_sync(**kw)
-
-    monkeypatch.setattr(threading.Thread, "join", join)
-    monkeypatch.setattr(studio.cli.apps, "run_sync", cancelled_run)
+    monkeypatch.setattr(studio.cli.jobs, "_pause", ctrl_c)
+    monkeypatch.setattr(studio.services.jobs, "run_part", after_cancel)
     result = cli(
         "run", "--app", "Marketing", "--variant", "plain",
         "--dataset", str(journey["version_id"]),

@@ -10,10 +10,9 @@ one line (:func:`studio.cli.main` prints every :class:`StudioError`).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session, SQLModel
@@ -26,9 +25,6 @@ from studio.store.tables import Dataset, Run
 
 # The other services (pandas, the model layer, the run engine) and rich's progress bar are
 # imported by the commands that use them, so `studio app list` starts fast (bench_cli.py).
-if TYPE_CHECKING:
-    from studio.services.runs import RunProgress
-
 __all__ = ["register_app_commands"]
 
 app_app = typer.Typer(help="Apps: one per use case.", no_args_is_help=True)
@@ -326,64 +322,6 @@ def _dataset_version_id(session: Session, app_id: int, ref: str) -> int:
     return uploaded.id
 
 
-def run_sync(**kwargs: Any) -> RunProgress:
-    """:func:`studio.services.runs.run_sync`, imported when a run starts (tests patch this)."""
-    from studio.services.runs import run_sync as run
-
-    return run(**kwargs)
-
-
-def _execute(run_id: int) -> tuple[RunProgress | None, bool]:
-    """Run in a worker thread with a progress bar; Ctrl-C cancels. (progress, interrupted)"""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    err = Console(stderr=True)
-    cancel = threading.Event()
-    outcome: dict[str, Any] = {}
-    columns = (
-        TextColumn(f"run {run_id}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("errors: {task.fields[errors]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("rows", total=None, errors=0)
-
-        def show(p: RunProgress) -> None:
-            bar.update(task, total=p.total, completed=p.done, errors=p.errors)
-
-        def work() -> None:
-            try:
-                outcome["progress"] = run_sync(run_id=run_id, on_progress=show, cancel=cancel)
-            except BaseException as exc:  # reported in the main thread
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=work, name=f"studio-run-{run_id}", daemon=True)
-        worker.start()
-        interrupted = False
-        while worker.is_alive():
-            try:
-                worker.join(0.1)
-            except KeyboardInterrupt:
-                interrupted = True
-                cancel.set()
-                err.print("Stopping: waiting for the calls in flight to finish...")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("progress"), interrupted
-
-
 def _summary(session: Session, run: Run, wall_s: float) -> dict[str, Any]:
     from studio.services.run_results import summarize
 
@@ -416,8 +354,27 @@ def _write_results(session: Session, run: Run, path: Path) -> int:
     return len(list_results(session=session, run_id=run.id))
 
 
-def _finish(run_id: int, started: float, out_path: Path | None, as_json: bool) -> None:
-    _progress, interrupted = _execute(run_id)
+def _finish(
+    run_id: int, started: float, out_path: Path | None, as_json: bool, detach: bool = False
+) -> None:
+    """Run (or resume) the run as a job and follow it; ``detach`` returns once queued."""
+    from studio.cli.jobs import follow
+    from studio.services.jobs import enqueue_run
+
+    job = enqueue_run(run_id=run_id, actor="cli")
+    if detach:
+        if as_json:
+            print_json(job.model_dump(mode="json"))
+        else:
+            typer.echo(f"Run {run_id} is job {job.id} ({job.executor}). Follow it with: "
+                       f"studio job show {job.id}")  # fmt: skip
+        return
+    view, interrupted = follow(job.id, f"run {run_id}")
+    if view.state == "failed" and view.error:
+        raise StudioError(
+            f"Run {run_id} stopped: {view.error}",
+            hint=f"Resume it with: studio run resume {run_id}",
+        )
     wall = time.perf_counter() - started
     with session_scope() as session:
         run = session.get(Run, run_id)
@@ -446,6 +403,9 @@ def _finish(run_id: int, started: float, out_path: Path | None, as_json: bool) -
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write results to a .csv or .jsonl file.")
 ]
+DetachOpt = Annotated[
+    bool, typer.Option("--detach", help="Queue the run and return; see `studio job list`.")
+]
 
 
 @run_app.callback()
@@ -459,6 +419,7 @@ def run_start(
     concurrency: Annotated[int | None, typer.Option(help="Calls at a time.")] = None,
     out_path: OutOpt = None,
     fresh: Annotated[bool, typer.Option(help="Ignore cached answers.")] = False,
+    detach: DetachOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a variant's latest version over every row of a dataset."""
@@ -505,13 +466,15 @@ def run_start(
         note = concurrency_note(session=session, model=run.model, concurrency=concurrency)
     if note:  # the connection's own limit caps --concurrency: say so before the wait
         typer.echo(note, err=True)
-    _finish(run_id, started, out_path, as_json)
+    _finish(run_id, started, out_path, as_json, detach)
 
 
 @run_app.command("resume")
-def run_resume(run_id: int, out_path: OutOpt = None, as_json: JsonOpt = False) -> None:
+def run_resume(
+    run_id: int, out_path: OutOpt = None, detach: DetachOpt = False, as_json: JsonOpt = False
+) -> None:
     """Answer only the rows a run is still missing (after Ctrl-C or a crash)."""
     with session_scope() as session:
         if session.get(Run, run_id) is None:
             raise NotFoundError(f"No run {run_id}.", hint="Check the run id.")
-    _finish(run_id, time.perf_counter(), out_path, as_json)
+    _finish(run_id, time.perf_counter(), out_path, as_json, detach)

@@ -32,6 +32,7 @@ class Entry(NamedTuple):
 
 _MODELS, _PROVIDERS = "studio.cli.models", "studio.cli.providers"
 _APPS, _GATEWAY = "studio.cli.apps", "studio.cli.gateway"
+_JOBS = "studio.cli.jobs"
 
 #: Every top-level command: the module that registers it, and its help line (as listed).
 COMMANDS: dict[str, Entry] = {
@@ -50,6 +51,12 @@ COMMANDS: dict[str, Entry] = {
     "dataset": Entry(_APPS, "Datasets of an app (CSV or JSON Lines)."),
     "variant": Entry(_APPS, "Variants: versioned prompt configurations."),
     "run": Entry(_APPS, "Run a variant over a dataset (`studio run --app ... `), or resume a run."),
+    "job": Entry(
+        _JOBS, "Jobs: long work (runs) executed by workers, or by the process that started it."
+    ),
+    "worker": Entry(
+        _JOBS, "Execute job parts from the queue (PostgreSQL) until SIGTERM or Ctrl-C."
+    ),
     "endpoint": Entry(_GATEWAY, "Deployed endpoints: list, history, rollback, undeploy."),
     "key": Entry(
         _GATEWAY,
@@ -63,6 +70,7 @@ REGISTER: dict[str, str] = {
     _PROVIDERS: "register_provider_commands",
     _APPS: "register_app_commands",
     _GATEWAY: "register_gateway_commands",
+    _JOBS: "register_job_commands",
 }
 
 

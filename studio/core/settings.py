@@ -87,6 +87,52 @@ class Settings(BaseSettings):
         default=DEFAULT_CONCURRENCY, ge=1, le=1024, validation_alias="STUDIO_DEFAULT_CONCURRENCY"
     )
 
+    # Database connections (PostgreSQL): see "Connection budget" in the README.
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=200,
+        validation_alias="STUDIO_DB_POOL_SIZE",
+        description="Connections each process keeps open to PostgreSQL.",
+    )
+    db_max_overflow: int = Field(
+        default=5,
+        ge=0,
+        le=200,
+        validation_alias="STUDIO_DB_MAX_OVERFLOW",
+        description="Extra connections a process may open for a burst, closed after it.",
+    )
+
+    # Jobs: long work split into parts that workers share.
+    jobs_executor: Literal["auto", "queue", "process"] = Field(
+        default="auto",
+        validation_alias="STUDIO_JOBS",
+        description="Who executes jobs: 'queue' (studio worker processes; PostgreSQL only), "
+        "'process' (the process that started the job), or 'auto' (the queue when a worker "
+        "is alive, else this process).",
+    )
+    job_part_rows: int = Field(
+        default=250, ge=1, le=100_000, validation_alias="STUDIO_JOB_PART_ROWS"
+    )
+    job_part_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=512,
+        validation_alias="STUDIO_JOB_PART_CONCURRENCY",
+        description="Calls one part makes at a time: a run asking for more runs that many "
+        "parts at once (on any workers), never more calls in total than it asked for.",
+    )
+    worker_heartbeat_s: float = Field(
+        default=5.0, gt=0, le=600, validation_alias="STUDIO_WORKER_HEARTBEAT"
+    )
+    worker_stalled_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        validation_alias="STUDIO_WORKER_STALLED",
+        description="A worker silent this long is dead: another worker takes its parts over.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -38,6 +38,8 @@ from studio.models.registry import models as registry_models
 from studio.models.usage import Price, price_of, usage_values
 from studio.providers.base import Provider, call_clock
 from studio.services.datasets import get_version
+from studio.services.run_notes import concurrency_note
+from studio.services.run_part import RunPart
 from studio.store import session_scope
 from studio.store.tables import DatasetRow, ModelCall, ResponseCache, Run, RunResult, utcnow
 
@@ -150,35 +152,9 @@ def _workers(config: RunConfig, provider: Provider) -> int:
     return config.concurrency or provider.options.concurrency or get_settings().default_concurrency
 
 
-def concurrency_note(
-    *, session: Session, model: str, concurrency: int | None, model_id: str | None = None
-) -> str | None:
-    """A sentence for the user when the connection's own limit caps a run below
-    ``concurrency``; None when the run's concurrency is what runs, when none was
-    asked for (the connection's limit is then the run's), or when the model
-    cannot be resolved (the run itself reports that)."""
-    if concurrency is None:
-        return None
-    try:
-        ref = registry_models.referenced_model(session=session, model_id=model_id, name=model)
-        mtype = registry.model_type(session=session, ref=ref)
-        prepared = registry.prepare_model(
-            session=session, ref=ref, payload=build_payload(mtype, "", {})
-        )
-    except StudioError:
-        return None
-    provider = prepared.provider
-    limit = provider.options.concurrency
-    if limit is None or limit >= concurrency:
-        return None
-    return (
-        f"Connection '{provider.name}' allows at most {limit} calls at a time, so this run "
-        f"makes {limit} at once, not {concurrency}. Change the connection's concurrency to "
-        "lift it."
-    )
-
-
-def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[int, int]]]:
+def _open_run(
+    run_id: int, part: RunPart | None = None
+) -> tuple[RunConfig, int, list[str], int, set[tuple[int, int]]]:
     """Mark the run running; (config, dataset version, columns, row count, answered keys)."""
     with session_scope() as session:
         run = session.get(Run, run_id)
@@ -190,14 +166,8 @@ def _open_run(run_id: int) -> tuple[RunConfig, int, list[str], int, set[tuple[in
         rows = session.exec(
             select(func.count()).where(DatasetRow.dataset_version_id == version.id)
         ).one()
-        answered = {
-            (int(i), int(s))
-            for i, s in session.exec(
-                select(RunResult.row_index, RunResult.sample_index).where(
-                    RunResult.run_id == run_id
-                )
-            ).all()
-        }
+        keys = select(RunResult.row_index, RunResult.sample_index).where(RunResult.run_id == run_id)
+        answered = {(int(i), int(s)) for i, s in session.exec(part.only(keys) if part else keys)}
         run.status, run.started_at, run.error = "running", run.started_at or utcnow(), None
         session.add(run)
         return config, version.id, list(version.columns), int(rows), answered
@@ -319,8 +289,10 @@ async def execute_run(
     run_id: int,
     on_progress: Callable[[RunProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    part: RunPart | None = None,
 ) -> RunProgress:
-    """Answer every missing (row, sample) of a run; safe to call again to resume.
+    """Answer every missing (row, sample) of a run, or of a ``part`` of it (at the part's
+    concurrency, leaving the run's status to its job); safe to call again to resume.
 
     Rows are read a page at a time and fed to ``concurrency`` workers, so memory
     stays flat however large the dataset. All database work goes through one
@@ -330,10 +302,11 @@ async def execute_run(
     crash loses only calls still in flight.
     """
     loop = asyncio.get_running_loop()
-    config, version_id, columns, rows, answered = _open_run(run_id)
+    config, version_id, columns, rows, answered = _open_run(run_id, part)
     prepared, prices = _prepare(config)
     samples = config.samples
-    workers = _workers(config, prepared.provider)
+    workers = part.concurrency if part else _workers(config, prepared.provider)
+    rows = part.rows(rows) if part else rows
     progress = RunProgress(run_id=run_id, total=rows * samples, done=len(answered))
     started = time.perf_counter()
     queue: asyncio.Queue[tuple[int, int, dict[str, str]] | None] = asyncio.Queue(workers * 2)
@@ -344,9 +317,11 @@ async def execute_run(
         return cancel is not None and cancel.is_set()
 
     async def produce() -> None:
-        position, after = 0, -1
-        while not cancelled():
-            page = await loop.run_in_executor(db, _page, version_id, columns, after, PAGE_SIZE)
+        position, after = (part.start, part.after) if part else (0, -1)
+        end = part.stop if part else None
+        while not cancelled() and (end is None or position < end):
+            size = PAGE_SIZE if end is None else min(PAGE_SIZE, end - position)
+            page = await loop.run_in_executor(db, _page, version_id, columns, after, size)
             if not page:
                 break
             for stored_index, row in page:
@@ -414,9 +389,9 @@ async def execute_run(
     with session_scope() as session:
         run = session.get(Run, run_id)
         assert run is not None
-        run.status = progress.status
-        run.finished_at = utcnow()
-        session.add(run)
+        if part is None:  # a part's run is settled by its job, when its last part ends
+            run.status, run.finished_at = progress.status, utcnow()
+            session.add(run)
     if on_progress is not None:
         on_progress(progress)
     return progress

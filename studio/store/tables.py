@@ -27,6 +27,8 @@ __all__ = [
     "Evaluation",
     "EvaluationRun",
     "EvaluationScore",
+    "Job",
+    "JobPart",
     "Model",
     "ModelCall",
     "ModelDeployment",
@@ -182,6 +184,59 @@ class RunResult(SQLModel, table=True):
     cost: float | None = None
     cached: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- jobs ---------------------------------------------------------------------------
+
+
+class Job(SQLModel, table=True):
+    """Long work (a run today; evaluations, ingestion, fine-tuning later) split into parts.
+
+    ``executor`` says who executes the parts: ``queue`` (``studio worker`` processes, on
+    PostgreSQL) or ``process`` (a thread of the process that enqueued it). Progress for a
+    run is counted from its rows, so every process sees the rows of every worker.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(default_factory=new_uuid, max_length=36, description="queue tasks carry it")
+    kind: str = Field(index=True, description="run | evaluation | ingestion | finetuning")
+    subject_id: int | None = Field(default=None, index=True, description="the run's id")
+    app_id: int | None = Field(default=None, index=True)
+    actor: str = Field(default="", description="who started it: ui, cli, gateway key <prefix>")
+    state: str = Field(
+        default="queued", index=True, description="queued|running|succeeded|failed|cancelled"
+    )
+    executor: str = Field(default="process", description="queue | process")
+    total: int = 0
+    done: int = 0
+    errors: int = 0
+    parts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    cancel_requested: bool = False
+    params: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class JobPart(SQLModel, table=True):
+    """One queue task of a job: rows ``[start, stop)`` of a run, in lane ``lane``."""
+
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    index: int
+    start: int
+    stop: int
+    lane: int = 0
+    concurrency: int = 1
+    state: str = Field(default="queued", description="queued|running|done|failed|cancelled")
+    attempts: int = 0
+    worker: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class ResponseCache(SQLModel, table=True):

@@ -1,11 +1,11 @@
-"""Runs in the background of a long-lived process (the studio UI).
+"""The runs of the studio UI, as jobs (:mod:`studio.services.jobs`).
 
-A page cannot wait on a run: it would block the user's Cancel. A
-:class:`RunJobs` registry starts each run on a worker thread with its own
-event loop and keeps its live :class:`~studio.services.runs.RunProgress` and a
-cancel flag, so any later page render can read the progress, cancel the run,
-or wait for it. Every row is still written by the run engine as it finishes, so
-a process that dies mid-run loses nothing: the run can be resumed.
+A page cannot wait on a run: it would block the user's Cancel. :class:`RunJobs`
+enqueues a run as a job (executed by ``studio worker`` processes on PostgreSQL,
+or by a thread of this process) and reads a run's latest job back from the
+database, so the progress panel and Cancel work for a run executed by any
+worker, and for a run started by another studio process. Progress is the rows
+written in the database.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from studio.core.errors import ConflictError, StudioError
-from studio.services.run_results import mark_failed
-from studio.services.runs import RunProgress, run_sync
+from studio.services.jobs import JobView, cancel_job, enqueue_run, job_for_run, wait_job
+from studio.services.runs import RunProgress
 
 __all__ = ["RunJob", "RunJobs", "run_jobs"]
 
@@ -25,73 +24,63 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunJob:
+    """A run's latest job as last read from the database."""
+
     run_id: int
-    progress: RunProgress
+    job: JobView
     cancel: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.job.cancel_requested:
+            self.cancel.set()
+
+    @property
+    def progress(self) -> RunProgress:
+        j = self.job
+        status = {"queued": "running", "succeeded": "done"}.get(j.state, j.state)
+        return RunProgress(
+            run_id=self.run_id,
+            total=j.total,
+            done=j.done,
+            errors=j.errors,
+            cached=j.cached,
+            elapsed_s=j.elapsed_s,
+            status=status,
+        )
 
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        return self.job.active
+
+    @property
+    def error(self) -> str | None:
+        return self.job.error if self.job.state == "failed" else None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run stops; False if it is still going after ``timeout``."""
-        if self.thread is not None:
-            self.thread.join(timeout)
+        self.job = wait_job(job_id=self.job.id, timeout=timeout)
+        if self.job.cancel_requested:
+            self.cancel.set()
         return not self.running
 
 
 class RunJobs:
-    """The background runs of this process, by run id."""
+    """The runs' jobs, by run id (the database is the registry: any process sees them)."""
 
-    def __init__(self) -> None:
-        self._jobs: dict[int, RunJob] = {}
-        self._lock = threading.Lock()
-
-    def start(self, run_id: int, total: int) -> RunJob:
-        """Execute (or resume) a run on a worker thread; one job per run at a time."""
-        with self._lock:
-            current = self._jobs.get(run_id)
-            if current is not None and current.running:
-                raise ConflictError(f"Run {run_id} is already running.")
-            job = RunJob(run_id=run_id, progress=RunProgress(run_id=run_id, total=total))
-            job.thread = threading.Thread(
-                target=self._work, args=(job,), name=f"run-{run_id}", daemon=True
-            )
-            self._jobs[run_id] = job
-        job.thread.start()
-        return job
+    def start(self, run_id: int, total: int, actor: str = "ui") -> RunJob:
+        """Execute (or resume) a run as a job; one active job per run at a time."""
+        return RunJob(run_id=run_id, job=enqueue_run(run_id=run_id, actor=actor))
 
     def get(self, run_id: int) -> RunJob | None:
-        with self._lock:
-            return self._jobs.get(run_id)
+        job = job_for_run(run_id=run_id)
+        return RunJob(run_id=run_id, job=job) if job is not None else None
 
     def cancel(self, run_id: int) -> bool:
-        job = self.get(run_id)
-        if job is None or not job.running:
+        job = job_for_run(run_id=run_id)
+        if job is None or not job.active:
             return False
-        job.cancel.set()
+        cancel_job(job_id=job.id)
         return True
-
-    @staticmethod
-    def _work(job: RunJob) -> None:
-        def seen(progress: RunProgress) -> None:
-            job.progress = progress.model_copy()
-
-        try:
-            job.progress = run_sync(run_id=job.run_id, on_progress=seen, cancel=job.cancel)
-        except StudioError as exc:
-            job.error = str(exc)
-        except Exception as exc:  # a worker thread must report, never die silently
-            log.exception("run %s failed", job.run_id)
-            job.error = f"The run stopped unexpectedly ({type(exc).__name__}: {exc})."
-        if job.error is not None:
-            job.progress = job.progress.model_copy(update={"status": "failed"})
-            try:
-                mark_failed(run_id=job.run_id, error=job.error)
-            except Exception:
-                log.exception("could not record that run %s failed", job.run_id)
 
 
 _JOBS = RunJobs()

@@ -13,12 +13,18 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
+def _ours(name: str | None, kind: str, parent: object) -> bool:
+    """Autogenerate leaves the task queue's tables (procrastinate, PostgreSQL) alone."""
+    return not str(name).startswith("procrastinate")
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()
