@@ -33,6 +33,7 @@ BENCHES = [
     ("Provider HTTP clients", "bench.bench_http_client", []),
     ("Playground page", "bench.bench_playground", []),
     ("CLI start-up", "bench.bench_cli", []),
+    ("Deterministic evaluators", "bench.bench_evaluators", []),
 ]
 
 

@@ -2,8 +2,11 @@
 
 - A pass rate carries a Wilson 95% interval (``scipy.stats.binomtest``): the
   range of true pass rates that could plausibly have produced what was seen.
-- A mean score carries a bootstrap 95% interval (``scipy.stats.bootstrap``, BCa,
-  a fixed seed so a report reads the same twice).
+- A mean score carries a bootstrap 95% interval with a fixed seed, so a report
+  reads the same twice: ``scipy.stats.bootstrap`` (BCa) up to 1,000 values; above
+  that BCa's jackknife costs n² (14 s for 10,000 scores), so the percentile
+  bootstrap is drawn from multinomial counts over the distinct scores (rounded
+  to 3 decimals), the same resampling in a few milliseconds.
 - With several samples per row: pass@k is the chance that at least one of k
   samples passes, pass^k the chance that all k pass (the unbiased estimators
   over the n samples actually drawn), and a row is *flaky* when its samples
@@ -16,6 +19,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "Interval",
@@ -30,6 +34,7 @@ __all__ = [
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 20261201
+BCA_MAX_VALUES = 1_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ def mean_interval(scores: Sequence[float], confidence: float = CONFIDENCE) -> In
         return Interval(values[0], values[0], values[0])
     mean = math.fsum(values) / len(values)
     import numpy as np
+
+    if len(values) > BCA_MAX_VALUES:
+        return _multinomial_interval(np.asarray(values), mean, confidence)
     from scipy.stats import bootstrap
 
     with warnings.catch_warnings():
@@ -80,6 +88,18 @@ def mean_interval(scores: Sequence[float], confidence: float = CONFIDENCE) -> In
     if math.isnan(low) or math.isnan(high):
         low, high = min(values), max(values)
     return Interval(mean, max(0.0, low), min(1.0, high))
+
+
+def _multinomial_interval(values: Any, mean: float, confidence: float) -> Interval:
+    import numpy as np
+
+    distinct, counts = np.unique(np.round(values, 3), return_counts=True)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.multinomial(len(values), counts / len(values), size=BOOTSTRAP_RESAMPLES)
+    means = draws @ distinct / len(values)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Interval(mean, max(0.0, float(low)), min(1.0, float(high)))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 REGEX_TIMEOUT_S = 0.25
-_SPACES = regex.compile(r"\s+")
 
 
 def _quote(text: str, limit: int = 60) -> str:
@@ -47,7 +46,7 @@ def _quote(text: str, limit: int = 60) -> str:
 
 def _norm(text: str, case_sensitive: bool, collapse_whitespace: bool = False) -> str:
     if collapse_whitespace:
-        text = _SPACES.sub(" ", text).strip()
+        text = " ".join(text.split())
     return text if case_sensitive else text.casefold()
 
 
@@ -128,7 +127,7 @@ def _found(self: Evaluator, item: EvalItem) -> tuple[list[str], list[str]]:
     present: list[str] = []
     absent: list[str] = []
     for value in o.values:
-        text = fill_columns(value, item.row)
+        text = fill_columns(value, item.row) if "{{" in value else value
         (present if text and _norm(text, o.case_sensitive) in output else absent).append(text)
     return present, absent
 
