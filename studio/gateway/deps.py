@@ -10,14 +10,12 @@ queue when the response is finished, or when the client went away.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import anyio
 from fastapi import Depends, Request
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,10 +25,9 @@ from studio.gateway.request_log import LogEntry, ModelCallNote, RequestLogger, b
 from studio.services import access
 from studio.services.api_keys import (
     KeyIdentity,
+    averify_key,
     check_rate_limit,
     note_used,
-    verify_cached_key,
-    verify_key,
 )
 from studio.store import session_scope
 
@@ -179,11 +176,10 @@ async def _api_key(request: Request) -> KeyIdentity:
     header = request.headers.get("authorization") or ""
     secret = header[7:].strip() if header[:7].lower() == "bearer " else None
     secret = secret or request.headers.get("x-api-key")
-    # The cache answers on the loop; a miss reads the database in a worker thread, so a
-    # slow or locked database never stalls other requests (nor /healthz).
-    identity = verify_cached_key(secret=secret)
-    if identity is None:
-        identity = await anyio.to_thread.run_sync(functools.partial(verify_key, secret=secret))
+    # The cache answers on the loop; a miss reads the database in a worker thread (once for
+    # all the requests missing on that key), so a slow or locked database never stalls
+    # other requests (nor /healthz).
+    identity = await averify_key(secret=secret)
     context(request).api_key_id = identity.id
     check_rate_limit(identity)
     note_used(identity.id)

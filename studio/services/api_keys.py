@@ -7,9 +7,12 @@ API and call raw models; :mod:`studio.services.access` holds the rules.
 
 * :func:`create_key` returns the plaintext key exactly once; the database keeps
   its SHA-256 hash and a short prefix for display.
-* :func:`verify_key` is on the gateway's hot path. It looks the hash up and
-  caches the answer for :data:`KEY_CACHE_TTL_S` seconds, so a revoked key stops
-  working within that time in every process that shares the database.
+* :func:`verify_key` / :func:`averify_key` are on the gateway's hot path. They look
+  the hash up and cache the answer (a :class:`~studio.services.ttl_cache.TTLCache`:
+  one database read per key at a time, refreshed ahead while the key is busy),
+  never serving an answer read more than :data:`KEY_CACHE_TTL_S` seconds ago, so
+  a revoked key stops working within that time in every process that shares the
+  database (at once in the process that revoked it).
 * ``last_used_at`` is written off the request path: :func:`note_used` remembers
   the time in memory and :func:`due_last_used` hands the request log's
   background writer the keys whose stored time is more than a minute old.
@@ -39,6 +42,7 @@ from studio.core.errors import (
 )
 from studio.core.secrets import hash_api_key, new_api_key
 from studio.services.apps import get_app
+from studio.services.ttl_cache import TTLCache
 from studio.store import session_scope
 from studio.store.tables import ApiKey, App, utcnow
 
@@ -50,6 +54,7 @@ __all__ = [
     "KeyIdentity",
     "RateLimitedError",
     "RevokedApiKeyError",
+    "averify_key",
     "check_rate_limit",
     "clear_key_cache",
     "create_key",
@@ -193,13 +198,17 @@ def revoke_key(*, session: Session, key_id: int) -> ApiKeyPublic:
 
 # -- verification (the hot path) ------------------------------------------------------
 
-_cache_lock = threading.Lock()
-_cache: dict[str, tuple[float, KeyIdentity | None, bool]] = {}
+
+def _load_key(key_hash: str) -> tuple[KeyIdentity | None, bool]:
+    with session_scope() as session:
+        return _lookup(session, key_hash)
+
+
+_keys: TTLCache[str, tuple[KeyIdentity | None, bool]] = TTLCache(_load_key, ttl_s=KEY_CACHE_TTL_S)
 
 
 def clear_key_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _keys.clear()
 
 
 def _lookup(session: Session, key_hash: str) -> tuple[KeyIdentity | None, bool]:
@@ -240,41 +249,34 @@ def _answer(identity: KeyIdentity | None, revoked: bool) -> KeyIdentity:
 def verify_cached_key(*, secret: str | None) -> KeyIdentity | None:
     """:func:`verify_key` from the cache only: ``None`` when the database must be asked.
 
-    It never touches the database, so an ``async`` route may call it on the event loop
-    and hop to a thread for :func:`verify_key` only on a miss.
+    It never touches the database, so an ``async`` route may call it on the event loop.
     """
     if not secret:
         raise _no_key()
-    with _cache_lock:
-        cached = _cache.get(hash_api_key(secret))
-    if cached is None or time.monotonic() - cached[0] > KEY_CACHE_TTL_S:
+    hit, cached = _keys.peek(hash_api_key(secret))
+    if not hit or cached is None:
         return None
-    return _answer(cached[1], cached[2])
+    return _answer(*cached)
 
 
 def verify_key(*, secret: str | None) -> KeyIdentity:
     """The caller behind ``secret``, or :class:`InvalidApiKeyError` / :class:`RevokedApiKeyError`.
 
-    Answers come from a cache for up to :data:`KEY_CACHE_TTL_S` seconds; a miss
-    opens a short session of its own (a blocking call: async code checks
-    :func:`verify_cached_key` first and runs this in a thread).
+    Answers come from a cache, never older than :data:`KEY_CACHE_TTL_S` seconds; a
+    miss opens a short session of its own (a blocking call: async code uses
+    :func:`averify_key`).
     """
     if not secret:
         raise _no_key()
-    key_hash = hash_api_key(secret)
-    now = time.monotonic()
-    with _cache_lock:
-        cached = _cache.get(key_hash)
-    if cached is None or now - cached[0] > KEY_CACHE_TTL_S:
-        with session_scope() as session:
-            identity, revoked = _lookup(session, key_hash)
-        with _cache_lock:
-            if len(_cache) > 10_000:
-                _cache.clear()
-            _cache[key_hash] = (now, identity, revoked)
-    else:
-        _, identity, revoked = cached
-    return _answer(identity, revoked)
+    return _answer(*_keys.get(hash_api_key(secret)))
+
+
+async def averify_key(*, secret: str | None) -> KeyIdentity:
+    """:func:`verify_key` for the event loop: a hit answers on the loop; a miss reads the
+    database in a worker thread, once for all the requests that miss on one key at a time."""
+    if not secret:
+        raise _no_key()
+    return _answer(*await _keys.aget(hash_api_key(secret)))
 
 
 # -- last used ---------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 * :func:`generate` answers one request: it renders the pinned template with the
   caller's inputs and calls the model. The gateway reads the endpoint through
   :func:`aload_runtime` (a cache miss reads the database in a worker thread, never on
-  the event loop), cached for :data:`ENDPOINT_CACHE_TTL_S` seconds, so a
-  deploy in any process that shares the database is live within that time
+  the event loop, once for all the requests that miss at that moment), cached for
+  :data:`ENDPOINT_CACHE_TTL_S` seconds and refreshed ahead while it is busy (a
+  :class:`~studio.services.ttl_cache.TTLCache`), so a deploy in any process that
+  shares the database is live within that time
   (and at once in the process that made it, see
   :func:`~studio.services.endpoints.deploy`).
 * :func:`call_model` calls a model deployment by name the same way (the
@@ -17,13 +19,11 @@ gateway's request log records usage in batches, off the request path.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
@@ -34,6 +34,7 @@ from studio.core.templates import prompt_variables, render
 from studio.models import registry
 from studio.models.specs import infer_model_type
 from studio.models.usage import Price, price_of
+from studio.services.ttl_cache import TTLCache
 from studio.services.variants import model_reference, version_config
 from studio.store import session_scope
 from studio.store.tables import Endpoint, VariantVersion
@@ -104,15 +105,9 @@ class EndpointRuntime:
     price: Price
 
 
-_cache_lock = threading.Lock()
-_runtimes: dict[str, tuple[float, EndpointRuntime | None]] = {}
-_models: dict[str, tuple[float, registry.PreparedModel, Price]] = {}
-
-
 def clear_endpoint_cache() -> None:
-    with _cache_lock:
-        _runtimes.clear()
-        _models.clear()
+    _runtimes.clear()
+    _models.clear()
 
 
 def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
@@ -138,25 +133,15 @@ def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
     )
 
 
-def _cached_runtime(key: str) -> tuple[bool, EndpointRuntime | None]:
-    """(hit, runtime) from the cache, without the database."""
-    if not NAME_PATTERN.match(key):
-        return True, None  # no endpoint can have this name: no database round trip
-    with _cache_lock:
-        cached = _runtimes.get(key)
-    if cached is not None and time.monotonic() - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        return True, cached[1]
-    return False, None
-
-
 def _fetch_runtime(key: str) -> EndpointRuntime | None:
-    """Read the endpoint with a short session of its own (blocking) and cache it."""
-    now = time.monotonic()
+    """Read the endpoint with a short session of its own (blocking)."""
     with session_scope() as session:
-        runtime = _load_runtime(session, key)
-    with _cache_lock:
-        _runtimes[key] = (now, runtime)
-    return runtime
+        return _load_runtime(session, key)
+
+
+_runtimes: TTLCache[str, EndpointRuntime | None] = TTLCache(
+    _fetch_runtime, ttl_s=ENDPOINT_CACHE_TTL_S
+)
 
 
 def _found(name: str, runtime: EndpointRuntime | None, missing_ok: bool) -> EndpointRuntime | None:
@@ -169,63 +154,65 @@ def _found(name: str, runtime: EndpointRuntime | None, missing_ok: bool) -> Endp
 
 
 def load_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
-    """The active endpoint ``name`` (cached for :data:`ENDPOINT_CACHE_TTL_S` seconds).
+    """The active endpoint ``name`` (never read more than :data:`ENDPOINT_CACHE_TTL_S`
+    seconds ago).
 
     Raises :class:`NotFoundError` when there is none, unless ``missing_ok``. A cache miss
     reads the database here, blocking: async code uses :func:`aload_runtime`.
     """
     key = name.strip().lower()
-    hit, runtime = _cached_runtime(key)
-    return _found(name, runtime if hit else _fetch_runtime(key), missing_ok)
+    if not NAME_PATTERN.match(key):
+        return _found(name, None, missing_ok)  # no endpoint can have this name
+    return _found(name, _runtimes.get(key), missing_ok)
 
 
 async def aload_runtime(name: str, *, missing_ok: bool = False) -> EndpointRuntime | None:
     """:func:`load_runtime` for the event loop: a cache miss reads the database in a
-    worker thread, so no request waits on another's database round trip."""
+    worker thread, once for all the requests that miss on one endpoint at a time."""
     key = name.strip().lower()
-    hit, runtime = _cached_runtime(key)
-    if not hit:
-        runtime = await anyio.to_thread.run_sync(_fetch_runtime, key)
-    return _found(name, runtime, missing_ok)
+    if not NAME_PATTERN.match(key):
+        return _found(name, None, missing_ok)  # no database round trip
+    return _found(name, await _runtimes.aget(key), missing_ok)
 
 
-def _model_key(ref: str, payload: Any) -> str:
-    """The cache key of a model call: a ``connection/model`` name's type comes from the
-    request's shape, so an embedding request and a chat probe of one name differ."""
+# The smallest request of each type: what a cached model lookup needs of a request.
+PROBES: dict[str, dict[str, Any]] = {
+    ModelType.EMBEDDING.value: {"texts": []},
+    ModelType.RERANKING.value: {"query": ""},
+    ModelType.COMPLETION.value: {"prompts": []},
+    ModelType.AGENT.value: {"tools": []},
+    ModelType.CHAT_COMPLETION.value: CHAT_PROBE,
+}
+
+
+def _probe(payload: Any) -> str:
+    """The part of a request a model lookup depends on: a ``connection/model`` name's
+    type comes from the request's shape, so an embedding request and a chat probe of one
+    name are different lookups ("-" when the shape tells no type)."""
     try:
-        kind = infer_model_type(payload).value
+        return infer_model_type(payload).value
     except StudioError:
-        kind = "-"
-    return f"{ref}\n{kind}"
+        return "-"
 
 
-def _cached_model(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price] | None:
-    if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
-        raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
-    with _cache_lock:
-        cached = _models.get(_model_key(ref, payload))
-    if cached is not None and time.monotonic() - cached[0] <= ENDPOINT_CACHE_TTL_S:
-        return cached[1], cached[2]
-    return None
-
-
-def _fetch_model(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
-    """Resolve and price ``ref`` with a short session of its own (blocking) and cache it."""
-    now = time.monotonic()
+def _fetch_model(key: tuple[str, str]) -> tuple[registry.PreparedModel, Price]:
+    """Resolve and price a model with a short session of its own (blocking)."""
+    ref, kind = key
     with session_scope() as session:
-        prepared = registry.prepare_model(session=session, ref=ref, payload=payload)
+        prepared = registry.prepare_model(session=session, ref=ref, payload=PROBES.get(kind, {}))
         price = price_of(session=session, names=prepared.price_names)
-    with _cache_lock:
-        _models[_model_key(ref, payload)] = (now, prepared, price)
     return prepared, price
 
 
+_models: TTLCache[tuple[str, str], tuple[registry.PreparedModel, Price]] = TTLCache(
+    _fetch_model, ttl_s=ENDPOINT_CACHE_TTL_S
+)
+
+
 async def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
-    probe = CHAT_PROBE if payload is None else payload
-    cached = _cached_model(ref, probe)
-    if cached is not None:
-        return cached
-    return await anyio.to_thread.run_sync(_fetch_model, ref, probe)
+    if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
+        raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
+    return await _models.aget((ref, _probe(CHAT_PROBE if payload is None else payload)))
 
 
 async def _call(
