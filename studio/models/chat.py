@@ -10,6 +10,8 @@ messages are kept) are dropped until prompt plus reserved output fit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.core.schemas import (
@@ -19,9 +21,16 @@ from studio.core.schemas import (
     CompletionRequest,
     Message,
 )
-from studio.providers.base import Provider, estimate_tokens
+from studio.providers.base import ChunkStream, Provider, estimate_tokens
 
-__all__ = ["TRIM_THRESHOLD", "chat_with_history", "trim_history"]
+__all__ = [
+    "TRIM_THRESHOLD",
+    "ChatPlan",
+    "chat_with_history",
+    "plan_chat",
+    "stream_chat_with_history",
+    "trim_history",
+]
 
 TRIM_THRESHOLD = 0.8
 DEFAULT_OUTPUT_RESERVE = 256
@@ -67,12 +76,28 @@ def trim_history(
     return kept, dropped
 
 
-async def chat_with_history(
-    provider: Provider,
-    model: str,
-    request: ChatPromptRequest | ChatCompletionRequest,
-) -> ChatCompletionResponse:
-    """Run either chat form on ``provider``, falling back and trimming as documented."""
+@dataclass(frozen=True)
+class ChatPlan:
+    """What a chat request becomes on one provider: the messages it sends (or, for a
+    model without chat support, the prompt it completes) and the history left out."""
+
+    messages: list[Message]
+    prompt: str
+    sampling: dict[str, Any]
+    via_completion: bool
+    trimmed: int
+
+    def chat_request(self) -> ChatCompletionRequest:
+        return ChatCompletionRequest(messages=self.messages, **self.sampling)
+
+    def completion_request(self) -> CompletionRequest:
+        return CompletionRequest(prompts=[self.prompt], **self.sampling)
+
+
+def plan_chat(
+    provider: Provider, model: str, request: ChatPromptRequest | ChatCompletionRequest
+) -> ChatPlan:
+    """Fall back to completion or trim the history, as documented above."""
     sampling = request.model_dump(include={"temperature", "stop_sequences", "max_tokens", "top_p"})
     if isinstance(request, ChatPromptRequest):
         messages = [*request.chat_history, Message(role="user", content=request.prompt)]
@@ -81,18 +106,8 @@ async def chat_with_history(
         messages = list(request.messages)
         users = [m.content for m in messages if m.role == "user"]
         prompt = users[-1] if users else messages[-1].content
-
     if not provider.supports_chat(model):
-        done = await provider.complete(model, CompletionRequest(prompts=[prompt], **sampling))
-        text = done.completions[0][1][0] if done.completions and done.completions[0][1] else ""
-        return ChatCompletionResponse(
-            message=Message(role="assistant", content=text),
-            finish_reason=done.finish_reason,
-            prompt_tokens=done.prompt_tokens,
-            response_tokens=done.response_tokens,
-            trimmed_messages=len(messages) - 1,
-        )
-
+        return ChatPlan(messages, prompt, sampling, True, len(messages) - 1)
     window = provider.context_window(model)
     reserve = request.max_tokens or min(DEFAULT_OUTPUT_RESERVE, (window or 1024) // 4)
     kept, dropped = trim_history(
@@ -101,6 +116,33 @@ async def chat_with_history(
         reserve=reserve,
         count_exact=lambda msgs: provider.count_tokens(model, msgs),
     )
-    response = await provider.chat(model, ChatCompletionRequest(messages=kept, **sampling))
-    response.trimmed_messages = dropped
+    return ChatPlan(kept, prompt, sampling, False, dropped)
+
+
+async def chat_with_history(
+    provider: Provider,
+    model: str,
+    request: ChatPromptRequest | ChatCompletionRequest,
+) -> ChatCompletionResponse:
+    """Run either chat form on ``provider``, falling back and trimming as documented."""
+    plan = plan_chat(provider, model, request)
+    if plan.via_completion:
+        done = await provider.complete(model, plan.completion_request())
+        text = done.completions[0][1][0] if done.completions and done.completions[0][1] else ""
+        return ChatCompletionResponse(
+            message=Message(role="assistant", content=text),
+            finish_reason=done.finish_reason,
+            prompt_tokens=done.prompt_tokens,
+            response_tokens=done.response_tokens,
+            trimmed_messages=plan.trimmed,
+        )
+    response = await provider.chat(model, plan.chat_request())
+    response.trimmed_messages = plan.trimmed
     return response
+
+
+def stream_chat_with_history(provider: Provider, model: str, plan: ChatPlan) -> ChunkStream:
+    """The answer to ``plan`` (see :func:`plan_chat`) in pieces as the provider sends them."""
+    if plan.via_completion:
+        return provider.stream_complete(model, plan.completion_request())
+    return provider.stream_chat(model, plan.chat_request())

@@ -2,9 +2,10 @@
 
 ``model`` names a deployed endpoint or a model deployment. For an endpoint the
 template's variables come in an extra ``inputs`` field (``extra_body`` in the
-SDKs); the request's messages follow the rendered prompt. Streaming sends the
-answer as server-sent events in the OpenAI chunk format once the model has
-answered (the providers answer whole).
+SDKs); the request's messages follow the rendered prompt. ``stream: true`` sends
+the answer as server-sent events in the OpenAI chunk format as the model produces
+its tokens (:mod:`studio.gateway.sse`), with a usage chunk when
+``stream_options.include_usage`` asks for one.
 
 An app key may name only its own app's endpoints; naming a model deployment
 (a raw model, on the studio's provider credit) needs an administrative key.
@@ -12,20 +13,18 @@ An app key may name only its own app's endpoints; naming a model deployment
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.core.schemas import Message, ModelType
 from studio.gateway.deps import ApiKeyDep, RequestContext, SessionDep, context
-from studio.services import endpoint_calls
+from studio.gateway.sse import EventStream, event_stream
+from studio.services import endpoint_calls, endpoint_streams
 from studio.services.access import may_use_app, require_admin, require_app
 from studio.store.tables import Endpoint, ModelDeployment
 
@@ -43,6 +42,12 @@ class _OpenAIRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
 
     def parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -71,7 +76,6 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionsRequest(_OpenAIRequest):
     messages: list[ChatMessage] = Field(default_factory=list)
-    stream: bool = False
 
 
 class CompletionsRequest(_OpenAIRequest):
@@ -113,12 +117,10 @@ def _messages(items: list[ChatMessage]) -> list[Message]:
     return [Message(role=m.role, content=m.text()) for m in items]
 
 
-async def _chat(body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: bool) -> Any:
-    messages = _messages(body.messages)
-    if is_endpoint:
-        return await endpoint_calls.generate(
-            name=body.model, inputs=body.inputs, messages=messages, parameters=body.parameters()
-        )
+async def _model_chat_payload(
+    body: ChatCompletionsRequest, ctx: RequestContext, messages: list[Message]
+) -> dict[str, Any]:
+    """The request a chat call of a model deployment sends it."""
     if not messages:
         raise RequestValidationError([FieldProblem("messages", "at least 1 message required")])
     mtype = await endpoint_calls.model_type_of(body.model)
@@ -127,47 +129,52 @@ async def _chat(body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: 
         payload: dict[str, Any] = {"prompts": ["\n\n".join(m.content for m in messages)]}
     else:
         payload = {"messages": [m.model_dump(exclude_none=True) for m in messages]}
-    return await endpoint_calls.call_model(ref=body.model, payload={**payload, **body.parameters()})
+    return {**payload, **body.parameters()}
 
 
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data)}\n\n".encode()
+async def _chat(body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: bool) -> Any:
+    messages = _messages(body.messages)
+    if is_endpoint:
+        return await endpoint_calls.generate(
+            name=body.model, inputs=body.inputs, messages=messages, parameters=body.parameters()
+        )
+    payload = await _model_chat_payload(body, ctx, messages)
+    return await endpoint_calls.call_model(ref=body.model, payload=payload)
 
 
-async def _stream(
-    chunk_id: str, model: str, created: int, text: str, finish: str
-) -> AsyncIterator[bytes]:
-    base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model}
-    first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-    yield _sse({**base, "choices": [first]})
-    words = text.split(" ")
-    for i, word in enumerate(words):
-        piece = word if i == len(words) - 1 else word + " "
-        if piece:
-            yield _sse(
-                {
-                    **base,
-                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-                }
-            )
-    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    yield b"data: [DONE]\n\n"
+async def _stream_chat(
+    body: ChatCompletionsRequest, ctx: RequestContext, is_endpoint: bool
+) -> EventStream:
+    """Tokens as the model sends them; an error before the first one is a plain error."""
+    messages = _messages(body.messages)
+    if is_endpoint:
+        answer = await endpoint_streams.open_endpoint_stream(
+            name=body.model, inputs=body.inputs, messages=messages, parameters=body.parameters()
+        )
+    else:
+        payload = await _model_chat_payload(body, ctx, messages)
+        answer = await endpoint_streams.open_model_stream(ref=body.model, payload=payload)
+    ctx.model = answer.prepared.name
+    return event_stream(
+        answer,
+        ctx,
+        kind="chat",
+        model=body.model,
+        created=int(time.time()),
+        include_usage=body.include_usage,
+    )
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion")
 async def chat_completions(body: ChatCompletionsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
     is_endpoint = await _note_target(ctx, key, body.model)
+    if body.stream:
+        return await _stream_chat(body, ctx, is_endpoint)
     result = await _chat(body, ctx, is_endpoint)
     ctx.note_result(result)
     created, chat_id = int(time.time()), f"chatcmpl-{ctx.request_id}"
     finish = result.finish_reason or "stop"
-    if body.stream:
-        return StreamingResponse(
-            _stream(chat_id, body.model, created, result.output, finish),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache"},
-        )
     return {
         "id": chat_id,
         "object": "chat.completion",
@@ -184,28 +191,59 @@ async def chat_completions(body: ChatCompletionsRequest, key: ApiKeyDep, request
     }
 
 
+async def _model_completion_payload(
+    body: CompletionsRequest, ctx: RequestContext, prompts: list[str]
+) -> dict[str, Any]:
+    """The request a text completion of a model deployment sends it."""
+    if not any(prompts):
+        raise RequestValidationError([FieldProblem("prompt", "must not be empty")])
+    mtype = await endpoint_calls.model_type_of(body.model)
+    ctx.model_type = mtype.value
+    if mtype is ModelType.COMPLETION:
+        payload: dict[str, Any] = {"prompts": prompts}
+    else:
+        payload = {"prompt": "\n\n".join(prompts), "chat_history": []}
+    return {**payload, **body.parameters()}
+
+
+async def _stream_completions(
+    body: CompletionsRequest, ctx: RequestContext, is_endpoint: bool, prompts: list[str]
+) -> EventStream:
+    if is_endpoint:
+        extra = [Message(role="user", content=p) for p in prompts if p]
+        answer = await endpoint_streams.open_endpoint_stream(
+            name=body.model, inputs=body.inputs, messages=extra, parameters=body.parameters()
+        )
+    else:
+        payload = await _model_completion_payload(body, ctx, prompts)
+        answer = await endpoint_streams.open_model_stream(ref=body.model, payload=payload)
+    ctx.model = answer.prepared.name
+    return event_stream(
+        answer,
+        ctx,
+        kind="text",
+        model=body.model,
+        created=int(time.time()),
+        include_usage=body.include_usage,
+    )
+
+
 @router.post("/completions", summary="OpenAI-compatible text completion")
 async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    if await _note_target(ctx, key, body.model):
+    is_endpoint = await _note_target(ctx, key, body.model)
+    if body.stream:
+        return await _stream_completions(body, ctx, is_endpoint, prompts)
+    if is_endpoint:
         extra = [Message(role="user", content=p) for p in prompts if p]
         result = await endpoint_calls.generate(
             name=body.model, inputs=body.inputs, messages=extra, parameters=body.parameters()
         )
         outputs = [result.output]
     else:
-        if not any(prompts):
-            raise RequestValidationError([FieldProblem("prompt", "must not be empty")])
-        mtype = await endpoint_calls.model_type_of(body.model)
-        ctx.model_type = mtype.value
-        if mtype is ModelType.COMPLETION:
-            payload: dict[str, Any] = {"prompts": prompts}
-        else:
-            payload = {"prompt": "\n\n".join(prompts), "chat_history": []}
-        result = await endpoint_calls.call_model(
-            ref=body.model, payload={**payload, **body.parameters()}
-        )
+        payload = await _model_completion_payload(body, ctx, prompts)
+        result = await endpoint_calls.call_model(ref=body.model, payload=payload)
         completions_ = result.response.get("completions")
         outputs = (
             [c[1][0] if c[1] else "" for c in completions_] if completions_ else [result.output]

@@ -3,6 +3,12 @@ record usage (tokens, latency, cost, errors).
 
 :class:`PreparedModel` is a model resolved once and called many times (batch
 runs, deployed endpoints); it holds no database session.
+
+Chat and completion answers can also be streamed: :func:`astream_prepared` opens the
+stream of a prepared model (the gateway's request log records its usage), and
+:class:`ModelStream` is one streamed call for the pages and the CLI, whose usage is
+written once the stream ends, with a short session of its own: no session is held
+while tokens arrive.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -25,16 +33,19 @@ from studio.core.schemas import (
     ModelType,
     validate_request,
 )
-from studio.models.dispatch import dispatch
+from studio.models.dispatch import StreamAnswer, dispatch, dispatch_stream
 from studio.models.registry.models import READY, _lookup, _provider_for
 from studio.models.usage import cost_for, record_call
 from studio.providers import Provider
+from studio.providers.base import ChunkStream, StreamChunk
 from studio.store import session_scope
 
 __all__ = [
+    "ModelStream",
     "PreparedModel",
     "acall_prepared",
     "aexecute",
+    "astream_prepared",
     "execute",
     "prepare_model",
     "record_usage",
@@ -101,6 +112,24 @@ async def acall_prepared(prepared: PreparedModel, payload: Any) -> BaseModel:
     """Validate ``payload`` against the model's type and call it (usage is not recorded)."""
     request = validate_request(prepared.model_type, payload)
     return await dispatch(prepared.provider, prepared.upstream, prepared.model_type, request)
+
+
+def astream_prepared(prepared: PreparedModel, payload: Any) -> tuple[ChunkStream, StreamAnswer]:
+    """Validate ``payload`` and open the model's stream (usage is not recorded).
+
+    The chunks are added to the returned :class:`StreamAnswer` as they pass; a
+    request the model cannot stream (not chat or completion) is refused here.
+    """
+    request = validate_request(prepared.model_type, payload)
+    chunks, answer = dispatch_stream(prepared.provider, prepared.upstream, request)
+
+    async def counted() -> ChunkStream:
+        async with aclosing(chunks) as stream:
+            async for chunk in stream:
+                answer.add(chunk)
+                yield chunk
+
+    return counted(), answer
 
 
 def record_usage(
@@ -187,6 +216,77 @@ async def aexecute(
         raise
     await record((time.perf_counter() - started) * 1000, response=response)
     return response
+
+
+STOPPED = "stopped before the answer was complete"
+
+
+class ModelStream:
+    """One streamed call of model ``ref``, for synchronous code (the pages, the CLI).
+
+    Iterate it once: chunks come as the model sends them (the call runs on an event
+    loop of its own, one step per chunk). Afterwards :attr:`response` is the whole
+    answer, :attr:`latency_ms` the call's time, and the usage row is written (with
+    the error, if one ended the stream early). Errors are raised from the iteration.
+    """
+
+    def __init__(self, *, ref: str, payload: Any, source: str = "api") -> None:
+        self.ref, self.payload, self.source = ref, payload, source
+        self.response: BaseModel | None = None
+        self.latency_ms: float | None = None
+        self.error: str | None = None
+
+    def texts(self) -> Iterator[str]:
+        """Only the text of the chunks (what ``st.write_stream`` shows)."""
+        return (chunk.text for chunk in self if chunk.text)
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        loop = asyncio.new_event_loop()
+        chunks = self.achunks()
+
+        async def step() -> StreamChunk:
+            return await anext(chunks)
+
+        try:
+            while True:
+                try:
+                    chunk = loop.run_until_complete(step())
+                except StopAsyncIteration:
+                    return
+                yield chunk
+        finally:  # also when the reader stops early: the call stops and usage is written
+            loop.run_until_complete(chunks.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def achunks(self) -> AsyncGenerator[StreamChunk, None]:
+        """The chunks on the caller's event loop (what :meth:`__iter__` steps through)."""
+        prepared = await anyio.to_thread.run_sync(_prepare_briefly, self.ref, self.payload)
+        stream, answer = astream_prepared(prepared, self.payload)
+        started = time.perf_counter()
+        try:
+            async with aclosing(stream) as pieces:
+                async for chunk in pieces:
+                    yield chunk
+        except StudioError as exc:
+            self.error = str(exc)
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            self.error = STOPPED
+            raise
+        finally:
+            self.latency_ms = (time.perf_counter() - started) * 1000
+            self.response = answer.response()
+            record = functools.partial(
+                _record_briefly,
+                prepared,
+                self.latency_ms,
+                source=self.source,
+                response=self.response,
+                error=self.error,
+            )
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(record)
 
 
 def execute(*, session: Session, ref: str, payload: Any, source: str = "api") -> BaseModel:
