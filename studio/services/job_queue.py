@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "runs"
 TASK = "studio.run_part"
+FETCH_EVERY_S = 0.2
 _lock = threading.Lock()
 _enqueuers: dict[str, Any] = {}  # database URL -> an opened (sync) procrastinate App
 _stopping = asyncio.Event()  # set in a worker process on SIGTERM / Ctrl-C
@@ -151,7 +152,9 @@ async def _serve(concurrency: int, queues: list[str] | None) -> None:
             install_signal_handlers=False,
             update_heartbeat_interval=settings.worker_heartbeat_s,
             stalled_worker_timeout=settings.worker_stalled_s,
-            fetch_job_polling_interval=1.0,
+            # A lane's next part becomes free when its previous part ends, which wakes no
+            # one (new parts NOTIFY, ended ones do not): poll often so lanes do not idle.
+            fetch_job_polling_interval=FETCH_EVERY_S,
             shutdown_graceful_timeout=settings.request_timeout_s + 5,
         )
         loop = asyncio.get_running_loop()
