@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from secrets import token_hex
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -84,7 +85,7 @@ class RequestLogMiddleware:
         settings = get_settings()
         keep = settings.gateway_log_bodies != "redact"
         limit = settings.gateway_log_body_chars if settings.gateway_log_bodies == "truncate" else -1
-        ctx = RequestContext(request_id=uuid.uuid4().hex, started=time.perf_counter())
+        ctx = RequestContext(request_id=token_hex(16), started=time.perf_counter())
         state = scope.setdefault("state", {})
         state["log"], state["request_id"] = ctx, ctx.request_id
         request_body: list[bytes] = []

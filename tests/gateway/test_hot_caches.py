@@ -142,3 +142,15 @@ def test_an_endpoint_undeployed_elsewhere_is_gone_once_its_cached_answer_is_a_tt
     clock.now += endpoint_calls.ENDPOINT_CACHE_TTL_S + 0.01
     gone = deployed.client.post(url, json=body, headers=deployed.headers)
     assert gone.status_code == 404 and "No deployed endpoint 'email'" in gone.text
+
+
+def test_fastapi_telemetry_stays_on_when_the_operator_sets_up_opentelemetry(
+    monkeypatch: Any,
+) -> None:
+    from studio.gateway.app import _telemetry
+
+    for name in [n for n in __import__("os").environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    assert _telemetry() == {"tracing": False, "metrics": False, "logs": False}
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    assert _telemetry() is None  # FastAPI's defaults: traces, metrics and logs on
