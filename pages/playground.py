@@ -6,7 +6,7 @@ import streamlit as st
 
 from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.services.datasets import list_datasets, list_versions, load_rows, upload_dataset
-from studio.services.run_results import try_row
+from studio.services.run_results import start_try_row
 from studio.services.runs import RunConfig, create_run
 from studio.services.samples import DATA_DIR, EXAMPLES
 from studio.services.variants import (
@@ -177,31 +177,41 @@ with preview:
     st.subheader("Preview")
     prompt_ok = variables_panel(columns, rows)
 
-    def _try() -> None:
-        index = min(int(st.session_state.get("pg_preview_row", 1)), len(rows)) - 1
+    def _try_streamed(row: dict[str, str]) -> None:
+        """Send the preview to the model and show its answer as it is written."""
         try:
             config = current_config()
             with studio_session() as session:
-                st.session_state.pg_try = try_row(
+                tried = start_try_row(
                     session=session,
                     config=RunConfig(
                         model=config.model,
                         prompt=config.prompt,
                         parameters=config.parameter_dict(),
                     ),
-                    row=rows[index],
+                    row=row,
                 )
         except Exception as exc:
             st.session_state.pg_try = None
-            st.session_state.pg_flash_error = exc
+            show_error(exc)
+            return
+        live = st.empty()
+        with live.container():
+            st.markdown("**Output**")
+            st.write_stream(tried.texts(), cursor="▌")
+        live.empty()  # the finished answer is drawn below, with its figures
+        st.session_state.pg_try = tried.result
 
-    st.button(
+    tried_now = st.button(
         "Try this row",
         key="pg_try_button",
-        on_click=_try,
         disabled=not (prompt_ok and rows),
-        help="Sends the preview above to the model once; nothing is saved.",
+        help="Sends the preview above to the model once and shows the answer as it is "
+        "written; nothing is saved.",
     )
+    if tried_now and rows:
+        index = min(int(st.session_state.get("pg_preview_row", 1)), len(rows)) - 1
+        _try_streamed(rows[index])
     tried = st.session_state.pg_try
     if tried is not None:
         if tried.error:

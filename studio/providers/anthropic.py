@@ -32,7 +32,7 @@ from studio.core.schemas import (
     problems_from_pydantic,
 )
 from studio.providers.base import ChunkStream, ModelInfo, StreamChunk
-from studio.providers.http import HTTPProvider
+from studio.providers.http import WHOLE_ANSWER, HTTPProvider
 
 __all__ = ["PROVIDER", "AnthropicProvider"]
 
@@ -137,6 +137,12 @@ class AnthropicProvider(HTTPProvider):
             problems = "; ".join(str(p) for p in problems_from_pydantic(exc, model))
             raise self._shape_error(path, problems, body) from exc
 
+    def _json(self, path: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self._shape_error(path, "the answer is not JSON", text[:200]) from None
+
     def _shape_error(self, path: str, problem: str, body: Any) -> ProviderUnavailableError:
         return ProviderUnavailableError(
             f"answered {path} in an unexpected shape ({problem})",
@@ -207,6 +213,14 @@ class AnthropicProvider(HTTPProvider):
         path = "/v1/messages"
         async with aclosing(self.stream_events("POST", path, json_body=payload)) as events:
             async for event in events:
+                if event.event == WHOLE_ANSWER:  # the server ignored stream: the answer whole
+                    whole = self._read(_MessageBody, self._json(path, event.data), path)
+                    text = "".join(b.text or "" for b in whole.content if b.type == "text")
+                    if text:
+                        yield StreamChunk(text=text)
+                    stop_reason, stopped = whole.stop_reason, True
+                    usage = whole.usage or _Usage()
+                    break
                 try:
                     data = json.loads(event.data)
                 except ValueError:

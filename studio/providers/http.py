@@ -14,7 +14,8 @@ Credentials go only to the connection's own server: the headers of
 :meth:`HTTPProvider.stream_events` sends a request answered with server-sent events
 and yields them as they arrive, with the same error mapping and retries (only before
 the first event went on), the same credential rule, and the connection's slot held
-until the stream ends.
+until the stream ends. A server that ignores ``stream`` and answers with one JSON
+body gives one event named :data:`WHOLE_ANSWER` holding that body.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ from studio.core.errors import (
 from studio.providers.base import Provider, connection_limiter
 from studio.providers.http_pool import ConnectionPool, pool_target
 
-__all__ = ["HTTPProvider", "SSEvent", "parse_retry_after", "parse_sse", "same_origin"]
+__all__ = [
+    "WHOLE_ANSWER",
+    "HTTPProvider",
+    "SSEvent",
+    "parse_retry_after",
+    "parse_sse",
+    "same_origin",
+]
 
 log = logging.getLogger(__name__)
 
@@ -395,15 +403,13 @@ class HTTPProvider(Provider):
                 self._check_status(response)
             kind = response.headers.get("content-type", "")
             if "text/event-stream" not in kind:
-                await response.aread()
-                raise ProviderUnavailableError(
-                    f"answered a streaming request with {kind or 'no content type'} instead of "
-                    "server-sent events",
-                    provider=self.name,
-                    status_code=response.status_code,
-                    provider_message=response.text[:200],
-                    hint="Does this server support streaming? Call it without stream.",
-                )
+                # A server that ignores ``stream`` answers whole: one event holds it all.
+                try:
+                    await response.aread()
+                except httpx.HTTPError as exc:
+                    raise self._transport_error(exc) from exc
+                yield SSEvent(WHOLE_ANSWER, response.text)
+                return
             try:
                 async with aclosing(parse_sse(response.aiter_lines())) as events:
                     async for event in events:
@@ -412,6 +418,9 @@ class HTTPProvider(Provider):
                 raise self._transport_error(exc) from exc
         finally:
             await response.aclose()
+
+
+WHOLE_ANSWER = "studio.whole-answer"  # the event name of a non-streamed answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from studio.core.schemas import (
     problems_from_pydantic,
 )
 from studio.providers.base import ChunkStream, ModelInfo, StreamChunk
-from studio.providers.http import HTTPProvider
+from studio.providers.http import WHOLE_ANSWER, HTTPProvider
 from studio.providers.openai_wire import (
     ChatBody,
     ChatChoice,
@@ -309,6 +309,10 @@ class OpenAIProvider(HTTPProvider):
         done = False
         async with aclosing(self.stream_events("POST", path, json_body=body)) as events:
             async for event in events:
+                if event.event == WHOLE_ANSWER:  # the server ignored stream: the answer whole
+                    for chunk in self._whole(path, event.data):
+                        yield chunk
+                    return
                 if event.data.strip() == "[DONE]":
                     done = True
                     break
@@ -352,6 +356,32 @@ class OpenAIProvider(HTTPProvider):
             prompt_tokens=usage.prompt_tokens,
             response_tokens=usage.completion_tokens,
         )
+
+    def _whole(self, path: str, text: str) -> list[StreamChunk]:
+        """A whole (non-streamed) answer as chunks: its text, then the closing one."""
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise self._shape_error(path, "the answer is not JSON", text[:200]) from None
+        if path == "/chat/completions":
+            chat = self._read(ChatBody, raw, path)
+            choice = self._first_choice(chat)
+            pieces = [StreamChunk(text=choice.message.content or "")]
+            reasons, usage = [choice.finish_reason], chat.usage
+        else:
+            done = self._read(CompletionBody, raw, path)
+            pieces = [
+                StreamChunk(text=c.text, index=i if c.index is None else c.index)
+                for i, c in enumerate(done.choices)
+            ]
+            reasons, usage = [c.finish_reason for c in done.choices], done.usage
+        usage = usage or Usage()
+        closing = StreamChunk(
+            finish_reason=overall_finish(reasons),
+            prompt_tokens=usage.prompt_tokens,
+            response_tokens=usage.completion_tokens,
+        )
+        return [*(p for p in pieces if p.text), closing]
 
     async def embed(self, model: str, request: EmbeddingRequest) -> EmbeddingResponse:
         payload = {"model": model, "input": list(request.texts)}

@@ -5,6 +5,7 @@ summaries, exports, and a one-row try that answers exactly as a run would.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
@@ -28,11 +29,13 @@ __all__ = [
     "ResultTable",
     "RunSummary",
     "TryResult",
+    "TryStream",
     "export_results",
     "get_run",
     "list_runs",
     "mark_failed",
     "result_table",
+    "start_try_row",
     "summarize",
     "try_row",
 ]
@@ -161,8 +164,10 @@ def export_results(*, session: Session, run_id: int, fmt: Literal["csv", "jsonl"
     return to_csv(table.records, table.columns)
 
 
-def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryResult:
-    """Answer one row the way a run would (fresh, never from the cache), without saving it."""
+def _try_payload(
+    *, session: Session, config: RunConfig, row: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """The row's rendered prompt (as text to show) and the model request of a try."""
     rendered = render(config.prompt, row)
     text = (
         rendered
@@ -170,7 +175,51 @@ def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryR
         else "\n".join(f"[{m.role}] {m.content}" for m in rendered)
     )
     mtype = registry.model_type(session=session, ref=config.model)
-    payload = build_payload(mtype, rendered, config.parameters)
+    return text, build_payload(mtype, rendered, config.parameters)
+
+
+class TryStream:
+    """One row tried with its answer streamed: iterate :meth:`texts` as the model writes,
+    then read :attr:`result` (the same :class:`TryResult` :func:`try_row` gives)."""
+
+    def __init__(self, rendered: str, stream: registry.ModelStream) -> None:
+        self.rendered = rendered
+        self._stream = stream
+        self._error: str | None = None
+
+    def texts(self) -> Iterator[str]:
+        """The answer's text pieces; an error ends them and goes into :attr:`result`."""
+        try:
+            yield from self._stream.texts()
+        except StudioError as exc:
+            self._error = str(exc)
+
+    @property
+    def result(self) -> TryResult:
+        stream = self._stream
+        data = stream.response.model_dump(mode="json") if stream.response is not None else {}
+        error = self._error or stream.error
+        return TryResult(
+            rendered=self.rendered,
+            output=None if error else output_text(data),
+            error=error,
+            latency_ms=stream.latency_ms,
+            prompt_tokens=data.get("prompt_tokens"),
+            response_tokens=data.get("response_tokens"),
+        )
+
+
+def start_try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryStream:
+    """:func:`try_row` with the answer streamed as the model writes it (chat and
+    completion models). ``session`` is used only here: none is
+    held while the answer streams, and usage is written once it ends."""
+    text, payload = _try_payload(session=session, config=config, row=row)
+    return TryStream(text, registry.ModelStream(ref=config.model, payload=payload, source="ui"))
+
+
+def try_row(*, session: Session, config: RunConfig, row: dict[str, str]) -> TryResult:
+    """Answer one row the way a run would (fresh, never from the cache), without saving it."""
+    text, payload = _try_payload(session=session, config=config, row=row)
     started = time.perf_counter()
     try:
         response = registry.execute(session=session, ref=config.model, payload=payload, source="ui")

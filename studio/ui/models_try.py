@@ -1,6 +1,7 @@
 """Models page, "Try it" tab: pick any callable model and send it one request.
 
-Each model type has its own panel (:mod:`studio.ui.models_try_panels`). Every
+Each model type has its own panel (:mod:`studio.ui.models_try_panels`). Chat and
+completion answers are drawn as the model writes them (:func:`stream_request`). Every
 answer shows latency and tokens, the raw request and response JSON, and the
 same call as a ``studio model execute`` command.
 """
@@ -19,7 +20,7 @@ from studio.models.zoo import ZooEntry
 from studio.ui.common import show_error, studio_session
 from studio.ui.models_zoo import load_zoo
 
-__all__ = ["cli_command", "render_try", "run_request", "show_exchange"]
+__all__ = ["cli_command", "render_try", "run_request", "show_exchange", "stream_request"]
 
 MODEL = "models_try_model"
 DEFAULT_MODEL = "builtin/smollm2-135m-instruct"
@@ -48,6 +49,27 @@ def run_request(model: str, payload: dict[str, Any], slot: str) -> dict[str, Any
         "request": payload,
         "response": response.model_dump(mode="json"),
         "latency_ms": (time.perf_counter() - started) * 1000,
+    }
+    st.session_state[slot] = result
+    return result
+
+
+def stream_request(model: str, payload: dict[str, Any], slot: str) -> dict[str, Any] | None:
+    """:func:`run_request` for chat and completion models, drawing the answer as it is
+    written (where the caller is, e.g. in an assistant chat message)."""
+    stream = registry.ModelStream(ref=model, payload=payload, source="ui")
+    try:
+        st.write_stream(stream.texts(), cursor="▌")
+    except Exception as exc:
+        show_error(exc)
+        return None
+    if stream.response is None:  # the stream ended before the model was called
+        return None
+    result = {
+        "model": model,
+        "request": payload,
+        "response": stream.response.model_dump(mode="json"),
+        "latency_ms": stream.latency_ms or 0.0,
     }
     st.session_state[slot] = result
     return result

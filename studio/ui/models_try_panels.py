@@ -13,7 +13,7 @@ import streamlit as st
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.models.zoo import ZooEntry
 from studio.ui.common import show_error
-from studio.ui.models_try import run_request, show_exchange
+from studio.ui.models_try import run_request, show_exchange, stream_request
 
 __all__ = [
     "agent_panel",
@@ -93,7 +93,10 @@ def chat_panel(entry: ZooEntry) -> None:
         ]
         with st.chat_message("user"):
             st.markdown(prompt)
-        result = run_request(entry.name, {"messages": messages, **sampling}, "models_chat_result")
+        with st.chat_message("assistant"):
+            result = stream_request(
+                entry.name, {"messages": messages, **sampling}, "models_chat_result"
+            )
         if result is not None:
             reply = result["response"]["message"]
             history.append({"role": "user", "content": prompt})
@@ -138,7 +141,14 @@ def completion_panel(entry: ZooEntry) -> None:
             payload: dict[str, Any] = {"prompts": prompts, **sampling}
             if stops:
                 payload["stop_sequences"] = stops
-            run_request(entry.name, payload, "models_completion_result")
+            if len(prompts) == 1:  # one answer: drawn as it is written
+                live = st.empty()
+                with live.container():
+                    st.markdown(f"**{prompts[0]}**")
+                    stream_request(entry.name, payload, "models_completion_result")
+                live.empty()
+            else:
+                run_request(entry.name, payload, "models_completion_result")
     result = _result("models_completion_result", entry.name)
     if result:
         for prompt, outputs in result["response"]["completions"]:

@@ -311,3 +311,22 @@ async def test_builtin_stream_closed_early_hands_the_model_to_the_next_call() ->
     short = CompletionRequest(prompts=["The sky is"], temperature=0, max_tokens=3)
     answer = await asyncio.wait_for(builtin.complete("smollm2-135m-completion", short), 120)
     assert answer.completions[0][1][0]
+
+
+async def test_a_server_that_ignores_stream_and_answers_whole_still_answers() -> None:
+    answer = {
+        "choices": [{"index": 0, "message": {"content": "all at once"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 3},
+    }
+    api = FakeAPI(reply(answer))  # application/json, not text/event-stream
+    chunks = [c async for c in openai(api).stream_chat("m", chat_request())]
+    assert [c.text for c in chunks if c.text] == ["all at once"]
+    assert (chunks[-1].finish_reason, chunks[-1].response_tokens) == ("stop", 3)
+    whole = {
+        "content": [{"type": "text", "text": "Bonjour"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }
+    chunks = [c async for c in anthropic(FakeAPI(reply(whole))).stream_chat("c", chat_request())]
+    assert [c.text for c in chunks if c.text] == ["Bonjour"]
+    assert (chunks[-1].finish_reason, chunks[-1].prompt_tokens) == ("stop", 5)
