@@ -7,20 +7,30 @@ check that a database left behind by an older studio is still brought up to date
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, make_url, text
+from sqlmodel import SQLModel
 
+from studio.core.settings import get_settings, reset_settings
 from studio.store import get_engine, reset_engine
 from studio.store.db import alembic_config, head_revisions
 
 
 def _stored_revision() -> str:
-    with get_engine().connect() as conn:
-        return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+    """The revision the configured database holds, read without opening (migrating) it."""
+    engine = create_engine(get_settings().resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -52,14 +62,40 @@ def test_a_restart_at_head_runs_no_migration(upgrades: list[str]) -> None:
     assert {_stored_revision()} == head_revisions()
 
 
-def test_a_database_behind_head_is_migrated_on_start(upgrades: list[str]) -> None:
-    engine = get_engine()
-    command.downgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "0004")
-    assert _stored_revision() == "0004"
-    before = len(upgrades)
-    reset_engine()  # an older studio left the database at 0004; this one starts
-    engine = get_engine()
+@pytest.fixture
+def older_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database of its own that an older studio left at revision 0005; DATABASE_URL
+    points at it (a fresh PostgreSQL database in the PostgreSQL pass, else SQLite)."""
+    base = os.environ.get("DATABASE_URL", "")
+    if base.startswith("postgresql"):
+        admin = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+        name = f"{admin.database}_older"
+        url = admin.set(database=name).render_as_string(hide_password=False)
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    else:
+        url = f"sqlite:///{tmp_path / 'older.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_settings()
+    reset_engine()
+    resolved = get_settings().resolved_database_url
+    command.upgrade(alembic_config(resolved), "0005")  # what the older studio migrated to
+    yield url
+    reset_engine()
+    if base.startswith("postgresql"):
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def test_a_database_behind_head_is_migrated_on_start(
+    older_database: str, upgrades: list[str]
+) -> None:
+    assert _stored_revision() == "0005"
+    engine = get_engine()  # this studio opens it: the migrations after 0005 run
+    assert upgrades == ["head"]
     assert {_stored_revision()} == head_revisions()
-    columns = {c["name"] for c in inspect(engine).get_columns("variantversion")}
-    assert "model_id" in columns  # what 0005 adds is there
-    assert len(upgrades) == before + 1
+    tables = set(inspect(engine).get_table_names())
+    assert set(SQLModel.metadata.tables) <= tables  # every table of this studio is there

@@ -5,13 +5,17 @@ A key's plaintext is printed once, by ``studio key create``; nothing prints it a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from studio.cli.output import JsonOpt, out, print_json, table
-from studio.services import api_keys, endpoints
 from studio.store import session_scope
+
+# Each command imports the service it calls: `studio key list` needs neither the endpoint
+# services nor the template engine they bring (tests/test_cli_startup.py).
+if TYPE_CHECKING:
+    from studio.services import endpoints
 
 __all__ = ["register_gateway_commands"]
 
@@ -56,6 +60,8 @@ def deploy(
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy a variant version to an endpoint (redeploys when the endpoint exists)."""
+    from studio.services import endpoints
+
     with session_scope() as session:
         row = endpoints.deploy(
             session=session, app=app, variant=variant, version=version, name=name
@@ -73,6 +79,8 @@ def endpoint_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List endpoints with their deployed version."""
+    from studio.services import endpoints
+
     with session_scope() as session:
         rows = endpoints.list_endpoints(session=session, app=app)
     if as_json:
@@ -102,6 +110,8 @@ def endpoint_list(
 @endpoint_app.command("history")
 def endpoint_history(name: str, as_json: JsonOpt = False) -> None:
     """Every deploy, rollback and undeploy of an endpoint, newest first."""
+    from studio.services import endpoints
+
     with session_scope() as session:
         rows = endpoints.endpoint_history(session=session, name=name)
     if as_json:
@@ -123,6 +133,8 @@ def endpoint_rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Go back to the previously deployed version (or --version N)."""
+    from studio.services import endpoints
+
     with session_scope() as session:
         row = endpoints.rollback(session=session, name=name, version=version)
     print_json(row) if as_json else _show(row, "Rolled back")
@@ -131,6 +143,8 @@ def endpoint_rollback(
 @endpoint_app.command("undeploy")
 def endpoint_undeploy(name: str, as_json: JsonOpt = False) -> None:
     """Switch an endpoint off (deploy again to switch it back on)."""
+    from studio.services import endpoints
+
     with session_scope() as session:
         row = endpoints.undeploy(session=session, name=name)
     print_json(row) if as_json else _show(row, "Undeployed")
@@ -153,6 +167,8 @@ def key_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key (--app APP, or --admin); it is printed this once and never again."""
+    from studio.services import api_keys
+
     if admin == (app is not None):
         raise typer.BadParameter(
             "give --app APP for an app key, or --admin for an administrative key (not both)"
@@ -182,6 +198,8 @@ def key_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List keys (prefix, name, created, last used, revoked); never the keys themselves."""
+    from studio.services import api_keys
+
     with session_scope() as session:
         rows = api_keys.list_keys(session=session, app=app)
     if as_json:
@@ -216,6 +234,8 @@ def key_list(
 @key_app.command("revoke")
 def key_revoke(key_id: int) -> None:
     """Revoke a key by id; the gateway refuses it within a second."""
+    from studio.services import api_keys
+
     with session_scope() as session:
         row = api_keys.revoke_key(session=session, key_id=key_id)
     typer.echo(f"Revoked key {row.id} ('{row.name}', {row.prefix}…).")

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="studio", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except StudioError as exc:
@@ -139,10 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Recent Typer raises its own copy of click's exceptions (typer._click), older Typer
+        # click's own: either way a usage error shows its usage line and message.
+        show = getattr(exc, "show", None)
+        if type(exc).__module__.startswith(("click.", "typer.")) and callable(show):
+            show()
+            sys.exit(getattr(exc, "exit_code", 2))
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
         sys.exit(2)

@@ -20,9 +20,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
-from studio.models import registry
 from studio.services.apps import get_app
-from studio.services.endpoint_calls import CHAT_PROBE, NAME_PATTERN, clear_endpoint_cache
 from studio.services.variants import get_variant, latest_version, model_reference
 from studio.store.tables import (
     App,
@@ -78,6 +76,8 @@ class RevisionPublic(BaseModel):
 
 
 def _clean_name(name: str) -> str:
+    from studio.services.endpoint_calls import NAME_PATTERN
+
     cleaned = (name or "").strip().lower()
     if not NAME_PATTERN.match(cleaned):
         raise RequestValidationError(
@@ -149,6 +149,11 @@ def _version(session: Session, variant_id: int, number: int | None) -> VariantVe
 
 
 def _pin(session: Session, row: Endpoint, version: VariantVersion, action: str) -> None:
+    # The model layer and the call path are imported by what changes an endpoint, not by
+    # listing endpoints: `studio endpoint list` starts fast (bench/bench_cli.py).
+    from studio.models import registry
+    from studio.services.endpoint_calls import CHAT_PROBE, clear_endpoint_cache
+
     ref = model_reference(session=session, version=version)  # by id: renames do not matter
     registry.prepare_model(session=session, ref=ref, payload=CHAT_PROBE)  # callable?
     row.variant_version_id, row.active, row.updated_at = version.id, True, utcnow()
@@ -225,6 +230,8 @@ def rollback(*, session: Session, name: str, version: int | None = None) -> Endp
 
 def undeploy(*, session: Session, name: str) -> EndpointPublic:
     """Switch an endpoint off (its history stays; deploying again switches it on)."""
+    from studio.services.endpoint_calls import clear_endpoint_cache
+
     row = _endpoint(session, name)
     row.active, row.updated_at = False, utcnow()
     session.add(row)

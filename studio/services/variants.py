@@ -27,7 +27,6 @@ from sqlmodel import Session, col, select
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
 from studio.core.schemas import Sampling, problems_from_pydantic
 from studio.core.templates import MessageTemplate, PromptTemplate, validate_prompt
-from studio.models.registry.models import referenced_model, stored_model_id
 from studio.services.apps import get_app
 from studio.store.tables import Model, Variant, VariantVersion
 
@@ -132,11 +131,17 @@ def model_reference(*, session: Session, version: VariantVersion) -> str:
 
     A model deleted since the version was saved is a :class:`NotFoundError` naming it.
     """
+    # The model layer (providers, httpx) is imported by what needs it, not by listing
+    # variants: `studio variant list` starts fast (bench/bench_cli.py).
+    from studio.models.registry.models import referenced_model
+
     return referenced_model(session=session, model_id=version.model_id, name=version.model)
 
 
 def _with_model_id(session: Session, config: VariantConfig) -> tuple[VariantConfig, str | None]:
     """``config`` naming its model by its current name, and the id to store (if stored)."""
+    from studio.models.registry.models import stored_model_id
+
     model_id = stored_model_id(session=session, ref=config.model)
     model = session.get(Model, model_id) if model_id else None
     if model is not None and model.name != config.model:  # given by id or deployment name
