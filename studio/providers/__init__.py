@@ -6,6 +6,8 @@ registered here exactly like the external ones.
 
 from __future__ import annotations
 
+import threading
+
 from studio.core.errors import ConfigError
 from studio.providers.base import ModelInfo, Provider, estimate_tokens
 
@@ -42,18 +44,25 @@ def provider_class(kind: str) -> type[Provider]:
 
 
 _loaded = False
+_loading = threading.Lock()
 
 
 def _load_defaults() -> None:
+    # Threads (the gateway's and the evaluations' worker threads) may ask at once: the
+    # flag is set only after every built-in is registered, under a lock, so no caller
+    # ever sees a half-filled table ("Unknown provider kind 'openai'. Known kinds: .").
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    from studio.providers import anthropic, builtin, openai, rerank
-    from studio.providers.local_embeddings import SentenceTransformersProvider
-    from studio.providers.local_llama import LlamaCppProvider
+    with _loading:
+        if _loaded:
+            return
+        from studio.providers import anthropic, builtin, openai, rerank
+        from studio.providers.local_embeddings import SentenceTransformersProvider
+        from studio.providers.local_llama import LlamaCppProvider
 
-    for module in (openai, anthropic, rerank, builtin):
-        register(module.PROVIDER)
-    register(LlamaCppProvider)
-    register(SentenceTransformersProvider)
+        for module in (openai, anthropic, rerank, builtin):
+            register(module.PROVIDER)
+        register(LlamaCppProvider)
+        register(SentenceTransformersProvider)
+        _loaded = True

@@ -25,7 +25,6 @@ __all__ = [
     "Endpoint",
     "EndpointRevision",
     "Evaluation",
-    "EvaluationRun",
     "EvaluationScore",
     "Job",
     "JobPart",
@@ -248,36 +247,6 @@ class ResponseCache(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-# -- evaluations ------------------------------------------------------------------
-
-
-class Evaluation(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    app_id: int = Field(foreign_key="app.id", index=True)
-    name: str
-    kind: str = Field(default="programmatic", description="programmatic | human | comparison")
-    config: dict[str, Any] = _json()
-    status: str = "pending"
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class EvaluationRun(SQLModel, table=True):
-    evaluation_id: int = Field(foreign_key="evaluation.id", primary_key=True)
-    run_id: int = Field(foreign_key="run.id", primary_key=True)
-
-
-class EvaluationScore(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
-    run_result_id: int = Field(foreign_key="runresult.id", index=True)
-    evaluator: str = Field(description="evaluator name, or 'human'")
-    rater: str | None = None
-    score: float | None = None
-    label: str | None = None
-    comment: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-
-
 # -- endpoints, keys, request log ----------------------------------------------------
 
 
@@ -472,3 +441,50 @@ class ModelPrice(SQLModel, table=True):
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- evaluations ----------------------------------------------------------------
+
+
+class Evaluation(SQLModel, table=True):
+    """Runs (the contenders) of one dataset version scored by configured evaluators.
+
+    ``contenders``: ``[{"key": "A", "run_id": 3, "label": "Invite v2 on smollm2"}]``;
+    ``evaluators``: ``[{"key": "judge", "id": "llm_judge", "options": {...},
+    "version": "<hash of id and options>"}]``. ``summary`` keeps the headline figures
+    (overall pass rate per contender) so a list of evaluations needs no scores.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str
+    dataset_version_id: int = Field(foreign_key="datasetversion.id", index=True)
+    contenders: list[dict[str, Any]] = _json_list()
+    evaluators: list[dict[str, Any]] = _json_list()
+    status: str = Field(default="pending", description="pending|running|done|failed|cancelled")
+    summary: dict[str, Any] = _json()
+    actor: str = Field(default="", description="who started it: ui, cli, gateway key <prefix>")
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class EvaluationScore(SQLModel, table=True):
+    """One evaluator's verdict on one output; the unique key means a resumed evaluation
+    scores each output once per evaluator version."""
+
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "evaluator_key", "run_id", "row_index", "sample_index"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
+    evaluator_key: str = Field(max_length=100)
+    evaluator_version: str = Field(max_length=64)
+    run_id: int = Field(foreign_key="run.id")
+    row_index: int
+    sample_index: int = 0
+    score: float
+    passed: bool
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
