@@ -30,6 +30,7 @@ BENCHES = [
     ("Run concurrency", "bench.bench_concurrency", []),
     ("CSV ingest", "bench.bench_ingest", []),
     ("Gateway", "bench.bench_gateway", []),
+    ("Streaming", "bench.bench_streaming", []),
     ("Provider HTTP clients", "bench.bench_http_client", []),
     ("Playground page", "bench.bench_playground", []),
     ("CLI start-up", "bench.bench_cli", []),

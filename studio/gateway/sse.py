@@ -94,15 +94,19 @@ def event_stream(
     async def events() -> AsyncIterator[bytes]:
         error: str | None = None
         try:
+            # The role chunk goes out in one write with the first token (two small
+            # writes would wait on each other's TCP acknowledgement).
+            head = b""
             if chat:
                 first = {"index": 0, "delta": {"role": "assistant", "content": ""}}
-                yield _sse({**base, "choices": [{**first, "finish_reason": None}]})
+                head = _sse({**base, "choices": [{**first, "finish_reason": None}]})
             async for chunk in answer:
                 if chunk.text:
-                    yield _sse({**base, "choices": [choice(chunk.index, chunk.text, None)]})
+                    yield head + _sse({**base, "choices": [choice(chunk.index, chunk.text, None)]})
+                    head = b""
             result = answer.result()
             finish = result.finish_reason or "stop"
-            yield _sse({**base, "choices": [choice(0, None, finish)]})
+            yield head + _sse({**base, "choices": [choice(0, None, finish)]})
             if include_usage:
                 usage = _usage(result.prompt_tokens, result.response_tokens)
                 yield _sse({**base, "choices": [], "usage": usage})
