@@ -28,6 +28,7 @@ BENCHES = [
     ("Built-in models", "bench.bench_builtin", ["--repeat", "1"]),
     ("Batch runs", "bench.bench_runs", []),
     ("Run concurrency", "bench.bench_concurrency", []),
+    ("Jobs on PostgreSQL workers", "bench.bench_jobs", []),
     ("CSV ingest", "bench.bench_ingest", []),
     ("Gateway", "bench.bench_gateway", []),
     ("Streaming", "bench.bench_streaming", []),
