@@ -311,7 +311,9 @@ async def execute_run(
     started = time.perf_counter()
     queue: asyncio.Queue[tuple[int, int, dict[str, str]] | None] = asyncio.Queue(workers * 2)
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-{run_id}-db")
-    finished: asyncio.Queue[tuple[RunResult, _Call | None, asyncio.Future[bool]]] = asyncio.Queue()
+    # Answered rows on their way to the writer (None: the workers are done).
+    finished: asyncio.Queue[tuple[RunResult, _Call | None] | None] = asyncio.Queue(workers * 4)
+    working = [workers]
 
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
@@ -335,19 +337,32 @@ async def execute_run(
             await queue.put(None)
 
     async def write() -> None:
-        while True:
-            batch = [await finished.get()]
-            while not finished.empty() and len(batch) < MAX_BATCH:
-                batch.append(finished.get_nowait())
-            items = [(result, call) for result, call, _ in batch]
-            try:
-                written = await loop.run_in_executor(db, _persist, items, prepared, prices)
-            except BaseException as exc:
-                for _, _, future in batch:
-                    future.set_exception(exc)
-                raise
-            for (_, _, future), ok in zip(batch, written, strict=True):
-                future.set_result(ok)
+        done = False
+        while not done:
+            first = await finished.get()
+            batch = [] if first is None else [first]
+            done = first is None
+            while not done and not finished.empty() and len(batch) < MAX_BATCH:
+                item = finished.get_nowait()
+                done = item is None
+                batch += [] if item is None else [item]
+            if not batch:
+                continue
+            written = await loop.run_in_executor(db, _persist, batch, prepared, prices)
+            for (result, _), ok in zip(batch, written, strict=True):
+                if ok:  # counted once written: a crash loses only rows not yet counted
+                    count(result)
+            progress.elapsed_s = time.perf_counter() - started
+            if on_progress is not None:
+                on_progress(progress)
+
+    def count(result: RunResult) -> None:
+        progress.done += 1
+        progress.errors += 1 if result.error else 0
+        progress.cached += 1 if result.cached else 0
+        progress.prompt_tokens += result.prompt_tokens or 0
+        progress.response_tokens += result.response_tokens or 0
+        progress.cost += result.cost or 0.0
 
     async def work() -> None:
         while (item := await queue.get()) is not None:
@@ -355,25 +370,18 @@ async def execute_run(
                 continue
             row_index, sample, row = item
             result, call = await _answer(run_id, config, prepared, db, row, row_index, sample)
-            future: asyncio.Future[bool] = loop.create_future()
-            finished.put_nowait((result, call, future))
-            written = await future
-            if written:
-                progress.done += 1
-                progress.errors += 1 if result.error else 0
-                progress.cached += 1 if result.cached else 0
-                progress.prompt_tokens += result.prompt_tokens or 0
-                progress.response_tokens += result.response_tokens or 0
-                progress.cost += result.cost or 0.0
-            progress.elapsed_s = time.perf_counter() - started
-            if on_progress is not None:
-                on_progress(progress)
+            # Hand the row to the writer and take the next one: a worker never waits for
+            # the database (only when the writer is a whole queue behind).
+            await finished.put((result, call))
+        working[0] -= 1
+        if working[0] == 0:
+            await finished.put(None)
 
     writer = asyncio.ensure_future(write())
     tasks = [asyncio.ensure_future(produce())]
     tasks += [asyncio.ensure_future(work()) for _ in range(workers)]
     try:
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, writer)  # the writer ends once every row is written
     except BaseException:
         for task in tasks:
             task.cancel()
