@@ -33,6 +33,7 @@ class Entry(NamedTuple):
 _MODELS, _PROVIDERS = "studio.cli.models", "studio.cli.providers"
 _APPS, _GATEWAY = "studio.cli.apps", "studio.cli.gateway"
 _JOBS = "studio.cli.jobs"
+_EVALS = "studio.cli.evals"
 
 #: Every top-level command: the module that registers it, and its help line (as listed).
 COMMANDS: dict[str, Entry] = {
@@ -57,6 +58,7 @@ COMMANDS: dict[str, Entry] = {
     "worker": Entry(
         _JOBS, "Execute job parts from the queue (PostgreSQL) until SIGTERM or Ctrl-C."
     ),
+    "eval": Entry(_EVALS, "Evaluations: score runs with evaluators; a CI gate with --fail-under."),
     "endpoint": Entry(_GATEWAY, "Deployed endpoints: list, history, rollback, undeploy."),
     "key": Entry(
         _GATEWAY,
@@ -71,6 +73,7 @@ REGISTER: dict[str, str] = {
     _APPS: "register_app_commands",
     _GATEWAY: "register_gateway_commands",
     _JOBS: "register_job_commands",
+    _EVALS: "register_eval_commands",
 }
 
 

@@ -1,0 +1,98 @@
+"""The runs an evaluation needs: reuse a finished run of a variant version, or make one.
+
+``studio eval run --variant NAME[@VERSION]`` and the Evaluations page name
+variant versions, not runs. :func:`contender_runs` finds, per variant version, the
+newest finished run of it on the dataset version, or creates a run for it
+(returned in ``missing``, for the caller to execute as a job with progress).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from studio.core.errors import ConfigError, NotFoundError
+from studio.services.runs import RunConfig, create_run
+from studio.services.variants import get_variant, history, latest_version, version_config
+from studio.store.tables import Run, VariantVersion
+
+__all__ = ["ContenderRuns", "contender_runs", "parse_variant_ref"]
+
+
+@dataclass
+class ContenderRuns:
+    run_ids: list[int] = field(default_factory=list)  # in the order the variants were named
+    missing: list[int] = field(default_factory=list)  # created here; still to be executed
+
+
+def parse_variant_ref(ref: str) -> tuple[str, int | None]:
+    """``"Invite@3"`` → ``("Invite", 3)``; ``"Invite"`` → ``("Invite", None)`` (the latest)."""
+    name, at, number = ref.rpartition("@")
+    if not at:
+        return ref.strip(), None
+    if not number.strip().isdigit():
+        raise ConfigError(
+            f"'{ref}' does not name a version.", hint="Write NAME@VERSION, e.g. Invite@2."
+        )
+    return name.strip(), int(number)
+
+
+def _version(session: Session, app_id: int, ref: str) -> VariantVersion:
+    name, number = parse_variant_ref(ref)
+    variant = get_variant(session=session, app_id=app_id, ref=name)
+    assert variant.id is not None
+    if number is None:
+        return latest_version(session=session, variant_id=variant.id)
+    for version in history(session=session, variant_id=variant.id):
+        if version.version == number:
+            return version
+    raise NotFoundError(
+        f"Variant '{variant.name}' has no version {number}.",
+        hint="`studio variant history` lists its versions.",
+    )
+
+
+def contender_runs(
+    *,
+    session: Session,
+    app_id: int,
+    dataset_version_id: int,
+    variants: list[str],
+    concurrency: int | None = None,
+) -> ContenderRuns:
+    """One run per named variant version on the dataset version (reused when finished)."""
+    found = ContenderRuns()
+    for ref in variants:
+        version = _version(session, app_id, ref)
+        reuse = session.exec(
+            select(Run)
+            .where(
+                Run.variant_version_id == version.id,
+                Run.dataset_version_id == dataset_version_id,
+                Run.status == "done",
+                Run.samples == 1,
+            )
+            .order_by(col(Run.id).desc())
+        ).first()
+        if reuse is not None and reuse.id is not None:
+            found.run_ids.append(reuse.id)
+            continue
+        config = version_config(version)
+        run = create_run(
+            session=session,
+            app_id=app_id,
+            dataset_version_id=dataset_version_id,
+            config=RunConfig(
+                model=config.model,
+                prompt=config.prompt,
+                parameters=config.parameter_dict(),
+                concurrency=concurrency,
+            ),
+            variant_version_id=version.id,
+        )
+        assert run.id is not None
+        found.run_ids.append(run.id)
+        found.missing.append(run.id)
+    session.commit()
+    return found
