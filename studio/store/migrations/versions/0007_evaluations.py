@@ -24,12 +24,15 @@ _str = sqlmodel.sql.sqltypes.AutoString
 
 def _drop_placeholders() -> None:
     conn = op.get_bind()
+    present = set(sa.inspect(conn).get_table_names())
     for table in ("evaluationscore", "evaluationrun", "evaluation"):
+        if table not in present:
+            continue
         if conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar():
             raise RuntimeError(f"table {table} holds rows; migrate them by hand before 0007")
-    op.drop_table("evaluationscore")
-    op.drop_table("evaluationrun")
-    op.drop_table("evaluation")  # its indexes go with it
+    for table in ("evaluationscore", "evaluationrun", "evaluation"):  # indexes go with them
+        if table in present:
+            op.drop_table(table)
 
 
 def upgrade() -> None:
@@ -80,4 +83,34 @@ def downgrade() -> None:
     op.drop_index("ix_evaluation_dataset_version_id", table_name="evaluation")
     op.drop_index("ix_evaluation_app_id", table_name="evaluation")
     op.drop_table("evaluation")
-    # the placeholders of 0001 are not recreated: nothing used them
+    # the placeholders of 0001 come back, so 0001's own downgrade finds what it drops
+    op.create_table(
+        "evaluation",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("app_id", sa.Integer(), sa.ForeignKey("app.id"), nullable=False),
+        sa.Column("name", _str(), nullable=False),
+        sa.Column("kind", _str(), nullable=False),
+        sa.Column("config", sa.JSON(), nullable=False),
+        sa.Column("status", _str(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_evaluation_app_id", "evaluation", ["app_id"])
+    op.create_table(
+        "evaluationrun",
+        sa.Column("evaluation_id", sa.Integer(), sa.ForeignKey("evaluation.id"), primary_key=True),
+        sa.Column("run_id", sa.Integer(), sa.ForeignKey("run.id"), primary_key=True),
+    )
+    op.create_table(
+        "evaluationscore",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("evaluation_id", sa.Integer(), sa.ForeignKey("evaluation.id"), nullable=False),
+        sa.Column("run_result_id", sa.Integer(), sa.ForeignKey("runresult.id"), nullable=False),
+        sa.Column("evaluator", _str(), nullable=False),
+        sa.Column("rater", _str(), nullable=True),
+        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("label", _str(), nullable=True),
+        sa.Column("comment", _str(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_evaluationscore_evaluation_id", "evaluationscore", ["evaluation_id"])
+    op.create_index("ix_evaluationscore_run_result_id", "evaluationscore", ["run_result_id"])
