@@ -231,5 +231,12 @@ async def score_items(
         for args in work:
             await judged(*args)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(pending))))))
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(concurrency, len(pending))))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:  # a stop (cancel) or a failure: no worker keeps calling models
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return scores

@@ -21,6 +21,7 @@ from studio.gateway.request_log import RequestLogger
 from studio.gateway.routes.api import health
 from studio.gateway.routes.api import router as api_router
 from studio.gateway.routes.endpoints import router as endpoint_router
+from studio.gateway.routes.evaluations import router as evaluations_router
 from studio.gateway.routes.openai import router as openai_router
 from studio.store import get_engine
 
@@ -81,5 +82,6 @@ def create_app(*, logger: RequestLogger | None = None) -> FastAPI:
     app.include_router(endpoint_router)
     app.include_router(openai_router)
     app.include_router(api_router)
+    app.include_router(evaluations_router)
     app.add_middleware(RequestLogMiddleware, logger=request_logger)
     return app

@@ -2,8 +2,8 @@
 
 * An **administrative key** (``studio key create --admin``) may do everything the
   gateway offers: the Models API, raw model calls, every app's endpoints and traffic.
-* An **app key** may call its own app's endpoints and read its own app's traffic;
-  everything else is refused with :class:`~studio.core.errors.PermissionDeniedError`.
+* An **app key** may call its own app's endpoints and read its own app's traffic and
+  evaluations; everything else is refused with :class:`~studio.core.errors.PermissionDeniedError`.
 * A key that is neither (an app key whose app is gone) may do nothing.
 
 Deny by default: a check that does not positively allow the call refuses it.
@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from studio.core.errors import PermissionDeniedError
+from studio.core.errors import NotFoundError, PermissionDeniedError
 from studio.services.api_keys import KeyIdentity
-from studio.store.tables import Endpoint
+from studio.services.apps import get_app
+from studio.store.tables import Endpoint, Evaluation
 
-__all__ = ["may_use_app", "require_admin", "require_app", "visible_endpoint_ids"]
+__all__ = [
+    "evaluations_scope",
+    "may_use_app",
+    "readable_evaluation",
+    "require_admin",
+    "require_app",
+    "visible_endpoint_ids",
+]
 
 
 def require_admin(key: KeyIdentity) -> None:
@@ -55,3 +63,29 @@ def visible_endpoint_ids(*, session: Session, key: KeyIdentity) -> list[int] | N
         return []
     stmt = select(Endpoint.id).where(Endpoint.app_id == key.app_id).order_by(col(Endpoint.id))
     return [int(i) for i in session.exec(stmt).all() if i is not None]
+
+
+def evaluations_scope(*, session: Session, key: KeyIdentity, app: str | None) -> int | None:
+    """The app whose evaluations ``key`` lists: ``app`` (a name or id) when the key may read
+    it (another app's: refused, like another app's endpoint in the monitoring reads), else
+    the key's own app; ``None`` (every app) only for an administrative key naming none."""
+    if app is not None and app.strip():
+        found = get_app(session=session, ref=app)
+        require_app(key, found.id)
+        return found.id
+    if key.is_admin:
+        return None
+    require_app(key, key.app_id)  # a key without an app reads nothing
+    return key.app_id
+
+
+def readable_evaluation(*, session: Session, key: KeyIdentity, evaluation_id: int) -> Evaluation:
+    """Evaluation ``evaluation_id`` if ``key`` may read it. Another app's evaluation is not
+    found (404), as another app's logged request is: its existence is not told."""
+    evaluation = session.get(Evaluation, evaluation_id)
+    if evaluation is None or not may_use_app(key, evaluation.app_id):
+        raise NotFoundError(
+            f"No evaluation {evaluation_id}.",
+            hint="List the evaluations this key may read with GET /api/v1/evaluations.",
+        )
+    return evaluation

@@ -46,6 +46,7 @@ from studio.store.tables import (
 )
 
 __all__ = [
+    "EvaluationCancelled",
     "EvaluationData",
     "EvaluatorConfig",
     "LayerModels",
@@ -61,6 +62,10 @@ __all__ = [
 
 FLUSH_EVERY = 100  # scores written per transaction, at most
 FLUSH_SECONDS = 0.5  # and at least this often while model-backed scores arrive
+
+
+class EvaluationCancelled(StudioError):
+    """The evaluation stopped at a Cancel (or a worker's shutdown); its scores are kept."""
 
 
 class EvaluatorConfig(BaseModel):
@@ -182,16 +187,13 @@ def get_evaluation(
     return evaluation
 
 
-def list_evaluations(*, session: Session, app_id: int, limit: int = 100) -> list[Evaluation]:
-    """The app's evaluations, newest first (each with its headline figures in ``summary``)."""
-    return list(
-        session.exec(
-            select(Evaluation)
-            .where(Evaluation.app_id == app_id)
-            .order_by(col(Evaluation.id).desc())
-            .limit(limit)
-        ).all()
-    )
+def list_evaluations(*, session: Session, app_id: int | None, limit: int = 100) -> list[Evaluation]:
+    """The app's evaluations (every app's for ``app_id=None``), newest first, each with its
+    headline figures in ``summary``."""
+    stmt = select(Evaluation)
+    if app_id is not None:
+        stmt = stmt.where(Evaluation.app_id == app_id)
+    return list(session.exec(stmt.order_by(col(Evaluation.id).desc()).limit(limit)).all())
 
 
 def set_evaluators(
@@ -410,7 +412,7 @@ async def execute_evaluation(
         if on_progress is not None:
             on_progress(done[0], total)
         if cancel is not None and cancel.is_set():
-            raise asyncio.CancelledError
+            raise EvaluationCancelled("The evaluation was cancelled; scored rows are kept.")
 
     try:
         ready: list[tuple[str, int, int, EvalItem]] = []
@@ -431,10 +433,10 @@ async def execute_evaluation(
             on_score=keep,
             skip=lambda ev, c, r, s: (ev, c, r, s) in stored,
         )
-    except asyncio.CancelledError:
+    except (EvaluationCancelled, asyncio.CancelledError):
         writer.flush()
         _finish(evaluation_id, "cancelled", None)
-        raise StudioError("The evaluation was cancelled; scored rows are kept.") from None
+        raise EvaluationCancelled("The evaluation was cancelled; scored rows are kept.") from None
     except Exception as exc:
         writer.flush()
         _finish(evaluation_id, "failed", f"The evaluation stopped: {exc}")

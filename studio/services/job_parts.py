@@ -1,6 +1,8 @@
 """The work of one job part, the same code in a worker process and in-process.
 
-:func:`run_part` marks the part running, answers its rows with the run engine
+A run's part answers rows; an evaluation's (one part) scores outputs with
+:func:`studio.services.evaluations.execute_evaluation`, which resumes where a
+killed worker stopped. :func:`run_part` marks the part running, answers its rows with the run engine
 (:func:`studio.services.runs.execute_run` over the part's rows at its share of
 the calls), watches the job's cancel flag in the database every half second
 (a Cancel from any process stops the part within a second), and settles the
@@ -22,7 +24,7 @@ from studio.core.errors import StudioError
 from studio.services.run_part import RunPart, stored_index_before
 from studio.services.runs import execute_run
 from studio.store import session_scope
-from studio.store.tables import Job, JobPart, Run, RunResult, utcnow
+from studio.store.tables import EvaluationScore, Job, JobPart, Run, RunResult, utcnow
 
 __all__ = [
     "ACTIVE",
@@ -33,6 +35,7 @@ __all__ = [
     "lock_job",
     "run_counts",
     "run_part",
+    "score_counts",
     "settle",
 ]
 
@@ -52,6 +55,7 @@ class PartHandedBack(Exception):
 class _Plan:
     run_id: int
     part: RunPart
+    evaluation_id: int | None = None  # an evaluation's part scores instead of answering
 
 
 def lock_job(session: Session, job_id: int) -> Job | None:
@@ -69,6 +73,17 @@ def run_counts(session: Session, run_id: int) -> tuple[int, int, int]:
         ).where(RunResult.run_id == run_id)
     ).one()
     return int(done), int(errors), int(cached)
+
+
+def score_counts(session: Session, evaluation_id: int) -> tuple[int, int]:
+    """(scores stored, of which the evaluator could not judge) of an evaluation."""
+    done, errors = session.exec(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((col(EvaluationScore.error).is_not(None), 1), else_=0)), 0),
+        ).where(EvaluationScore.evaluation_id == evaluation_id)
+    ).one()
+    return int(done), int(errors)
 
 
 def _part(session: Session, job_id: int, index: int) -> JobPart | None:
@@ -95,6 +110,10 @@ def _begin(job_id: int, index: int, key: str, worker: str) -> _Plan | None:
             job.state, job.started_at = "running", job.started_at or now
         job.heartbeat_at = now
         session.add_all([part, job])
+        if job.kind == "evaluation":
+            return _Plan(
+                run_id=0, part=RunPart(0, 0, part.concurrency), evaluation_id=job.subject_id
+            )
         run = session.get(Run, job.subject_id)
         if run is None:
             return None
@@ -184,6 +203,29 @@ async def _watch(job_id: int, cancel: threading.Event, stopping: asyncio.Event |
             waiter.cancel()
 
 
+async def _score(
+    job_id: int, index: int, plan: _Plan, cancel: threading.Event, stopping: asyncio.Event | None
+) -> str:
+    """An evaluation's part: score what is not scored yet; a stop hands it back."""
+    from studio.services.evaluations import EvaluationCancelled, execute_evaluation
+
+    assert plan.evaluation_id is not None
+    try:
+        await execute_evaluation(
+            evaluation_id=plan.evaluation_id, concurrency=plan.part.concurrency, cancel=cancel
+        )
+    except EvaluationCancelled:
+        if stopping is not None and stopping.is_set():
+            await asyncio.to_thread(_end, job_id, index, "queued")
+            raise PartHandedBack(f"part {index} of job {job_id} goes back to the queue") from None
+        await asyncio.to_thread(_end, job_id, index, "cancelled")
+        await asyncio.to_thread(settle, job_id)
+        return "cancelled"
+    await asyncio.to_thread(_end, job_id, index, "done")
+    await asyncio.to_thread(settle, job_id)
+    return "done"
+
+
 async def run_part(
     *, job_id: int, index: int, key: str, worker: str, stopping: asyncio.Event | None = None
 ) -> str:
@@ -200,6 +242,8 @@ async def run_part(
     cancel = threading.Event()
     watcher = asyncio.ensure_future(_watch(job_id, cancel, stopping))
     try:
+        if plan.evaluation_id is not None:
+            return await _score(job_id, index, plan, cancel, stopping)
         progress = await execute_run(run_id=plan.run_id, cancel=cancel, part=plan.part)
     except StudioError as exc:
         await asyncio.to_thread(_end, job_id, index, "failed", str(exc))

@@ -41,6 +41,7 @@ from studio.services.job_parts import (
     lock_job,
     run_counts,
     run_part,
+    score_counts,
     settle,
 )
 from studio.store import session_scope
@@ -51,8 +52,10 @@ __all__ = [
     "FINAL",
     "JobView",
     "cancel_job",
+    "enqueue_evaluation",
     "enqueue_run",
     "get_job",
+    "job_for_evaluation",
     "job_for_run",
     "list_jobs",
     "plan_lanes",
@@ -123,6 +126,8 @@ def _view(session: Session, job: Job) -> JobView:
     data = job.model_dump(exclude={"key", "params", "heartbeat_at"})
     if job.kind == "run" and job.subject_id is not None:
         data["done"], data["errors"], data["cached"] = run_counts(session, job.subject_id)
+    elif job.kind == "evaluation" and job.subject_id is not None:
+        data["done"], data["errors"] = score_counts(session, job.subject_id)
     states = session.exec(select(JobPart.state).where(JobPart.job_id == job.id)).all()
     data["parts_done"] = sum(1 for s in states if s == "done")
     if _interrupted(job):
@@ -179,18 +184,7 @@ def enqueue_run(*, run_id: int, actor: str) -> JobView:
         run = session.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"No run {run_id}.", hint="Check the run id.")
-        for other in session.exec(
-            select(Job).where(Job.kind == "run", Job.subject_id == run_id)
-        ).all():
-            if other.state in ACTIVE and _interrupted(other):
-                other.state, other.finished_at = "failed", utcnow()
-                other.error = "The process running this job stopped; a new job took over."
-                session.add(other)
-            elif other.state in ACTIVE:
-                raise ConflictError(
-                    f"Run {run_id} is already running (job {other.id}).",
-                    hint="Wait for it, or cancel it first.",
-                )
+        _check_free(session, "run", run_id, f"Run {run_id}")
         concurrency = _run_concurrency(session, run)
         size = settings.job_part_rows
         bounds = [(s, min(s + size, run.total_rows)) for s in range(0, run.total_rows, size)]
@@ -228,6 +222,63 @@ def enqueue_run(*, run_id: int, actor: str) -> JobView:
         job_id = job.id
     _dispatch(job_id)
     return get_job(job_id=job_id)
+
+
+def _check_free(session: Session, kind: str, subject_id: int, what: str) -> None:
+    for other in session.exec(
+        select(Job).where(Job.kind == kind, Job.subject_id == subject_id)
+    ).all():
+        if other.state in ACTIVE and _interrupted(other):
+            other.state, other.finished_at = "failed", utcnow()
+            other.error = "The process running this job stopped; a new job took over."
+            session.add(other)
+        elif other.state in ACTIVE:
+            raise ConflictError(
+                f"{what} is already running (job {other.id}).",
+                hint="Wait for it, or cancel it first.",
+            )
+
+
+def enqueue_evaluation(*, evaluation_id: int, actor: str, concurrency: int = 8) -> JobView:
+    """Score an evaluation as a job (one part); it scores only what is not scored yet, so
+    a retry or a worker taking over after a crash never scores an output twice."""
+    from studio.services.evaluations import evaluation_data
+
+    with session_scope() as session:
+        data = evaluation_data(session=session, evaluation_id=evaluation_id)
+        _check_free(session, "evaluation", evaluation_id, f"Evaluation {evaluation_id}")
+        total = len(data.results) * len(data.evaluation.evaluators)
+        job = Job(
+            kind="evaluation",
+            subject_id=evaluation_id,
+            app_id=data.evaluation.app_id,
+            actor=actor,
+            executor=_executor(),
+            total=total,
+            parts=1,
+            params={"concurrency": concurrency, "lanes": 1},
+        )
+        session.add(job)
+        session.flush()
+        assert job.id is not None
+        session.add(
+            JobPart(job_id=job.id, index=0, start=0, stop=total, lane=0, concurrency=concurrency)
+        )
+        job_id = job.id
+    _dispatch(job_id)
+    return get_job(job_id=job_id)
+
+
+def job_for_evaluation(*, evaluation_id: int) -> JobView | None:
+    """The latest job of an evaluation (started by any process), or None."""
+    with session_scope() as session:
+        job = session.exec(
+            select(Job)
+            .where(Job.kind == "evaluation", Job.subject_id == evaluation_id)
+            .order_by(col(Job.id).desc())
+            .limit(1)
+        ).first()
+        return _view(session, job) if job is not None else None
 
 
 def _dispatch(job_id: int) -> None:

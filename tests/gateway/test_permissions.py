@@ -30,6 +30,7 @@ from studio.models.specs import ModelCreate
 from studio.services import api_keys, endpoints
 from studio.services.apps import create_app as create_studio_app
 from tests.gateway.conftest import Deployed, make_variant
+from tests.gateway.test_evaluations_api import make_evaluation
 
 EMAIL = {"inputs": {"event": "a fair", "who": "families"}}
 CALLERS = ("none", "revoked", "other", "app", "admin")
@@ -140,6 +141,19 @@ TABLE: list[Row] = [
         "/api/v1/monitoring/requests/{email_request}",
         app=200, other=404, admin=200, revoked=403, note="another app's request is not found"),
     Row("GET", "/api/v1/usage/by-day", "/api/v1/usage/by-day", app=200, other=200, admin=200),
+    # evaluation reads: an app's key its own app's evaluations (admin: all apps)
+    Row("GET", "/api/v1/evaluations", "/api/v1/evaluations", app=200, other=200, admin=200,
+        note="each lists its own app's"),
+    Row("GET", "/api/v1/evaluations", "/api/v1/evaluations?app=Marketing%20copy",
+        app=200, other=403, admin=200, note="another app's evaluations by name"),
+    Row("GET", "/api/v1/evaluations/{evaluation_id}", "/api/v1/evaluations/{evaluation}",
+        app=200, other=404, admin=200, note="another app's evaluation is not found"),
+    Row("GET", "/api/v1/evaluations/{evaluation_id}/report",
+        "/api/v1/evaluations/{evaluation}/report",
+        app=200, other=404, admin=200, note="another app's evaluation is not found"),
+    Row("GET", "/api/v1/evaluations/{evaluation_id}/results",
+        "/api/v1/evaluations/{evaluation}/results?format=long",
+        app=200, other=404, admin=200, note="another app's evaluation is not found"),
 ]
 # fmt: on
 
@@ -186,17 +200,20 @@ def callers(
 
 
 def test_each_caller_gets_the_status_of_the_table(
-    deployed: Deployed, callers: dict[str, dict[str, str]]
+    deployed: Deployed, session: Session, callers: dict[str, dict[str, str]]
 ) -> None:
     c = deployed.client
     assert c.post("/v1/endpoints/email/generate", json=EMAIL, headers=deployed.headers).is_success
     deployed.flush()
     email_request = c.get("/api/v1/monitoring/requests", headers=deployed.headers).json()
-    ids = {"email_request": email_request[0]["request_id"]}
+    ids = {
+        "email_request": email_request[0]["request_id"],
+        "evaluation": make_evaluation(session, deployed.app_id, deployed.provider, judge=False),
+    }
     wrong: list[str] = []
     for row in TABLE:
         for caller in CALLERS:
-            url = row.url.format(**ids) if "{email_request}" in row.url else row.url
+            url = row.url.format(**ids) if "{" in row.url else row.url
             r = c.request(row.method, url, json=row.json, files=row.files, headers=callers[caller])
             if r.status_code != row.expected(caller):
                 wrong.append(

@@ -94,6 +94,10 @@ def workers(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # A SIGKILLed worker's heartbeat row would count as a live worker for the next tests
+    # (STUDIO_JOBS=auto would queue their jobs for nobody): forget every worker here.
+    with get_engine().begin() as conn:
+        conn.execute(text("DELETE FROM procrastinate_workers"))
 
 
 def _running_worker_pid(job_id: int) -> int | None:
