@@ -1,0 +1,57 @@
+"""The app's quality over time: the overall pass rate of each finished evaluation."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from studio.store.tables import Evaluation
+
+__all__ = ["trend"]
+
+
+def trend(evaluations: list[Evaluation]) -> None:
+    """A line of overall pass rates, oldest first, one point per finished evaluation."""
+    points = [
+        e
+        for e in sorted(evaluations, key=lambda e: e.created_at)
+        if (e.summary or {}).get("overall_pass_rate") is not None
+    ]
+    if not points:
+        st.info(
+            "No finished evaluation yet. Each evaluation you run adds a point here, so you can "
+            "see whether new variant versions get better."
+        )
+        return
+    hover = [
+        f"{e.name}<br>evaluation {e.id}<br>"
+        + "<br>".join(
+            f"{c['label']}: {c['pass_rate']['estimate']:.0%}"
+            for c in (e.summary.get("contenders") or {}).values()
+            if c.get("pass_rate")
+        )
+        for e in points
+    ]
+    figure = go.Figure(
+        go.Scatter(
+            x=[e.created_at for e in points],
+            y=[e.summary["overall_pass_rate"] for e in points],
+            mode="lines+markers",
+            text=hover,
+            hovertemplate="%{text}<br>overall %{y:.0%}<extra></extra>",
+            name="overall pass rate",
+        )
+    )
+    figure.update_layout(
+        height=300,
+        margin={"l": 10, "r": 10, "t": 20, "b": 10},
+        yaxis={"title": "overall pass rate", "tickformat": ".0%", "range": [0, 1.05]},
+        xaxis={"title": "when the evaluation was started (UTC)"},
+    )
+    st.plotly_chart(figure, key="ev_trend", width="stretch")
+    more = "" if len(points) > 1 else " Run another evaluation to see a trend."
+    st.caption(
+        "Each point is one finished evaluation: the share of outputs that passed every one of "
+        "its evaluators, across its contenders. Points are comparable when they use the same "
+        f"dataset and evaluators; hover a point to see each contender.{more}"
+    )
