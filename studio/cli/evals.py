@@ -149,18 +149,22 @@ def _print_card(card: ReportCard, labels: dict[str, str]) -> None:
 
 
 def _evaluate(evaluation_id: int, concurrency: int) -> ReportCard:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """Score the evaluation as a job (workers on PostgreSQL, this process otherwise) and
+    follow it with a progress bar; Ctrl-C cancels it (scores so far are kept)."""
+    from studio.cli.jobs import follow
+    from studio.services.evaluations import load_report
+    from studio.services.jobs import enqueue_evaluation
 
-    from studio.services.evaluations import evaluate_sync
-
-    with Progress(TextColumn(f"evaluation {evaluation_id}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True) as progress:  # fmt: skip
-        task = progress.add_task("scores", total=None)
-        return evaluate_sync(
-            evaluation_id=evaluation_id,
-            concurrency=concurrency,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+    job = enqueue_evaluation(evaluation_id=evaluation_id, actor="cli", concurrency=concurrency)
+    view, interrupted = follow(job.id, f"evaluation {evaluation_id}")
+    if interrupted or view.state != "succeeded":
+        raise StudioError(
+            f"Evaluation {evaluation_id} stopped ({view.state}) with {view.done} of "
+            f"{view.total} scores saved{': ' + view.error if view.error else ''}.",
+            hint=f"Finish it with: studio job retry {job.id}",
         )
+    with session_scope() as session:
+        return load_report(session=session, evaluation_id=evaluation_id)[1]
 
 
 def _export(evaluation_id: int, shape: Literal["wide", "long"], out_path: Path) -> None:
