@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from studio.core.errors import ConfigError, NotFoundError
+from studio.core.errors import ConfigError, NotFoundError, StudioError
+from studio.services.evaluations import contender_label, get_evaluation
 from studio.services.runs import RunConfig, create_run
 from studio.services.variants import get_variant, history, latest_version, version_config
-from studio.store.tables import Run, VariantVersion
+from studio.store.tables import Evaluation, Run, VariantVersion
 
-__all__ = ["ContenderRuns", "contender_runs", "parse_variant_ref"]
+__all__ = ["ContenderRuns", "add_runs", "contender_runs", "parse_variant_ref"]
 
 
 @dataclass
@@ -96,3 +97,32 @@ def contender_runs(
         found.missing.append(run.id)
     session.commit()
     return found
+
+
+def add_runs(*, session: Session, evaluation_id: int, run_ids: list[int]) -> Evaluation:
+    """More contenders for an evaluation (same app and dataset version); the scores of the
+    others are kept, and the next execution scores only the new runs' outputs."""
+    evaluation = get_evaluation(session=session, evaluation_id=evaluation_id)
+    have = {c["run_id"] for c in evaluation.contenders}
+    contenders = list(evaluation.contenders)
+    for run_id in run_ids:
+        run = session.get(Run, run_id)
+        if run is None or run.app_id != evaluation.app_id:
+            raise NotFoundError(f"Run {run_id} is not a run of this app.")
+        if run.dataset_version_id != evaluation.dataset_version_id:
+            raise StudioError(
+                f"Run {run_id} answered another dataset version than this evaluation.",
+                hint="Evaluate runs of one dataset version together.",
+            )
+        if run_id in have:
+            continue
+        i = len(contenders)
+        key = chr(ord("A") + i) if i < 26 else f"C{i}"
+        contenders.append({"key": key, "run_id": run_id, "label": contender_label(session, run)})
+        have.add(run_id)
+    evaluation.contenders = contenders
+    evaluation.status = "pending"
+    session.add(evaluation)
+    session.commit()
+    session.refresh(evaluation)
+    return evaluation

@@ -19,6 +19,8 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "ApiKey",
     "App",
+    "Comparison",
+    "ComparisonPreference",
     "Dataset",
     "DatasetRow",
     "DatasetVersion",
@@ -487,4 +489,40 @@ class EvaluationScore(SQLModel, table=True):
     passed: bool
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- comparisons ----------------------------------------------------------------
+
+
+class Comparison(SQLModel, table=True):
+    """Contenders (variant versions or unsaved prompt configurations, each with its run)
+    side by side on one dataset version, against a baseline.
+
+    ``contenders``: ``[{"key": "A", "label": "Invite v2", "run_id": 7,
+    "variant_version_id": 3 | None, "config": {...}}]``; ``evaluation_id`` scores them all.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(foreign_key="app.id", index=True)
+    name: str
+    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    contenders: list[dict[str, Any]] = _json_list()
+    baseline: str = Field(default="A", max_length=10)
+    evaluation_id: int | None = Field(default=None, foreign_key="evaluation.id")
+    actor: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ComparisonPreference(SQLModel, table=True):
+    """Which output of a row a person preferred (a contender key, or ``tie``)."""
+
+    __table_args__ = (UniqueConstraint("comparison_id", "row_index", "rater"),)
+    id: int | None = Field(default=None, primary_key=True)
+    comparison_id: int = Field(foreign_key="comparison.id", index=True)
+    row_index: int
+    winner: str = Field(max_length=10, description="a contender key, or 'tie'")
+    shown: list[str] = _json_list()  # the order the contenders were shown (blind mode)
+    blind: bool = False
+    rater: str = Field(default="you", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
