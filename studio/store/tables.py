@@ -5,6 +5,10 @@ type in the CLI; Models API objects (templates, models, deployments, groups)
 have UUID strings, as on the platform the studio follows. JSON columns hold
 free-form configuration. Changing anything here needs a migration in
 ``studio/store/migrations/versions``.
+
+Longer than 520 lines on purpose: the whole schema in one module is what the
+migrations are checked against (tests/test_store.py) and what a reader compares
+with DESIGN.md; each section is one concept, table definitions only.
 """
 
 from __future__ import annotations
