@@ -34,6 +34,7 @@ _MODELS, _PROVIDERS = "studio.cli.models", "studio.cli.providers"
 _APPS, _GATEWAY = "studio.cli.apps", "studio.cli.gateway"
 _JOBS = "studio.cli.jobs"
 _EVALS = "studio.cli.evals"
+_COMPARE = "studio.cli.compare"
 
 #: Every top-level command: the module that registers it, and its help line (as listed).
 COMMANDS: dict[str, Entry] = {
@@ -59,6 +60,7 @@ COMMANDS: dict[str, Entry] = {
         _JOBS, "Execute job parts from the queue (PostgreSQL) until SIGTERM or Ctrl-C."
     ),
     "eval": Entry(_EVALS, "Evaluations: score runs with evaluators; a CI gate with --fail-under."),
+    "compare": Entry(_COMPARE, "Compare variants and models on one dataset, with paired tests."),
     "endpoint": Entry(_GATEWAY, "Deployed endpoints: list, history, rollback, undeploy."),
     "key": Entry(
         _GATEWAY,
@@ -74,6 +76,7 @@ REGISTER: dict[str, str] = {
     _GATEWAY: "register_gateway_commands",
     _JOBS: "register_job_commands",
     _EVALS: "register_eval_commands",
+    _COMPARE: "register_compare_commands",
 }
 
 
