@@ -36,6 +36,7 @@ BENCHES = [
     ("Playground page", "bench.bench_playground", []),
     ("CLI start-up", "bench.bench_cli", []),
     ("Deterministic evaluators", "bench.bench_evaluators", []),
+    ("LLM-judge evaluation", "bench.bench_eval_judge", []),
 ]
 
 

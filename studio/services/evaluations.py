@@ -19,32 +19,24 @@ import asyncio
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 from pydantic import BaseModel, Field
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, NotFoundError, StudioError
-from studio.core.prompting import output_text
-from studio.core.prompting import response_tokens as tokens_of
 from studio.evaluators import EvalItem, Evaluator, ModelCaller, Verdict, build
 from studio.evaluators.report import ReportCard, Score, report_card, score_items
-from studio.models import registry
-from studio.models.usage import Price, price_of, usage_values
+from studio.services.evaluation_models import LayerModels
+from studio.services.evaluation_writer import ScoreWriter
 from studio.store import session_scope
 from studio.store.tables import (
     DatasetRow,
     DatasetVersion,
     Evaluation,
     EvaluationScore,
-    ModelCall,
     Run,
     RunResult,
     VariantVersion,
@@ -66,9 +58,6 @@ __all__ = [
     "load_report",
     "set_evaluators",
 ]
-
-FLUSH_EVERY = 100  # scores written per transaction, at most
-FLUSH_SECONDS = 0.5  # and at least this often while model-backed scores arrive
 
 
 class EvaluationCancelled(StudioError):
@@ -218,90 +207,6 @@ def set_evaluators(
     return evaluation
 
 
-class LayerModels(ModelCaller):
-    """Model calls of model-backed evaluators, through the model layer (no session held).
-
-    With ``usage`` (what :func:`execute_evaluation` passes) each judge or embedding model
-    is resolved once per evaluation in a worker thread, as a run resolves its model, and
-    each call's usage row is handed to ``usage`` (the score writer stores it with the
-    scores, off the event loop) instead of a write of its own that the call waits for:
-    two database round trips per call cost about 5% of a 200 ms judge's throughput at
-    concurrency 32 (bench/bench_eval_judge.py). Without ``usage`` every call goes
-    through :func:`~studio.models.registry.aexecute`.
-    """
-
-    def __init__(self, usage: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self._usage = usage
-        self._prepared: dict[tuple[str, str], tuple[registry.PreparedModel, Price]] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-
-    async def chat(self, model: str, messages: list[dict[str, str]], **params: Any) -> str:
-        data = await self._call(model, "chat", {"messages": messages, **params})
-        return output_text(data)
-
-    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
-        data = await self._call(model, "embed", {"texts": texts})
-        return [list(vector) for _text, vector in data["embeddings"]]
-
-    async def _call(self, ref: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        if self._usage is None:
-            response = await registry.aexecute(ref=ref, payload=payload, source="evaluation")
-            return response.model_dump(mode="json")
-        prepared, price = await self._prepare(ref, kind, payload)
-        started = time.perf_counter()
-        try:
-            response = await registry.acall_prepared(prepared, payload)
-        except StudioError as exc:
-            self._note(prepared, price, started, None, str(exc))
-            raise
-        data = response.model_dump(mode="json")
-        self._note(prepared, price, started, data, None)
-        return data
-
-    async def _prepare(
-        self, ref: str, kind: str, payload: dict[str, Any]
-    ) -> tuple[registry.PreparedModel, Price]:
-        key = (ref, kind)
-        found = self._prepared.get(key)
-        if found is None:
-            async with self._locks.setdefault(key, asyncio.Lock()):  # one lookup, not 32
-                found = self._prepared.get(key)
-                if found is None:
-                    found = await anyio.to_thread.run_sync(_prepare_once, ref, payload)
-                    self._prepared[key] = found
-        return found
-
-    def _note(
-        self,
-        prepared: registry.PreparedModel,
-        price: Price,
-        started: float,
-        data: dict[str, Any] | None,
-        error: str | None,
-    ) -> None:
-        assert self._usage is not None
-        prompt, answer = tokens_of(data) if data is not None else (0, 0)
-        values = usage_values(
-            deployment_id=prepared.deployment_id,
-            model_name=prepared.name,
-            model_type=prepared.model_type,
-            source="evaluation",
-            latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=prompt,
-            response_tokens=answer,
-            cost=price.cost(prompt, answer) if data is not None else 0.0,
-            error=error,
-        )
-        self._usage(values)
-
-
-def _prepare_once(ref: str, payload: dict[str, Any]) -> tuple[registry.PreparedModel, Price]:
-    """The model and its price, read with a short session (blocking: run in a thread)."""
-    with session_scope() as session:
-        prepared = registry.prepare_model(session=session, ref=ref, payload=payload)
-        return prepared, price_of(session=session, names=prepared.price_names)
-
-
 @dataclass
 class EvaluationData:
     """Everything a report, an export or an execution reads, loaded once."""
@@ -409,97 +314,6 @@ def _summary(evaluation: Evaluation, card: ReportCard) -> dict[str, Any]:
     return {"overall_pass_rate": card.overall_pass_rate(), "contenders": lines}
 
 
-class _Writer:
-    """Buffers scores, and the usage of the model calls behind them, and writes them in
-    small transactions on a thread of its own, one transaction at a time, so the event
-    loop never waits on the database (scores stored already are skipped). A failed
-    write is raised by the next :meth:`add` or by :meth:`flush`."""
-
-    def __init__(self, evaluation_id: int, run_ids: dict[str, int], versions: dict[str, str]):
-        self.evaluation_id, self.run_ids, self.versions = evaluation_id, run_ids, versions
-        self.scores: list[dict[str, Any]] = []
-        self.usage: list[dict[str, Any]] = []
-        self.written = 0
-        self.last = time.monotonic()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[int]] = []
-
-    def add(self, score: Score) -> None:
-        v = score.verdict
-        self.scores.append(
-            {
-                "evaluation_id": self.evaluation_id,
-                "evaluator_key": score.evaluator,
-                "evaluator_version": self.versions[score.evaluator],
-                "run_id": self.run_ids[score.contender],
-                "row_index": score.row,
-                "sample_index": score.sample,
-                "score": v.score,
-                "passed": v.passed,
-                "reason": v.reason,
-                "error": v.error,
-                "created_at": utcnow(),
-            }
-        )
-        self._maybe_write()
-
-    def add_usage(self, values: dict[str, Any]) -> None:
-        self.usage.append(values)
-        self._maybe_write()
-
-    def _maybe_write(self) -> None:
-        for done in [f for f in self._pending if f.done()]:
-            self._pending.remove(done)
-            self.written += done.result()  # raises a failed write here
-        if len(self.scores) >= FLUSH_EVERY or time.monotonic() - self.last > FLUSH_SECONDS:
-            self._submit()
-
-    def _submit(self) -> None:
-        scores, usage = self.scores, self.usage
-        self.scores, self.usage, self.last = [], [], time.monotonic()
-        if scores or usage:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="evaluation-writer")
-            self._pending.append(self._pool.submit(_write_batch, scores, usage))
-
-    def flush(self) -> None:
-        """Write what is buffered and wait until every write is done (blocking)."""
-        self._submit()
-        pending, self._pending = self._pending, []
-        try:
-            for future in pending:
-                self.written += future.result()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
-
-
-def _write_batch(scores: list[dict[str, Any]], usage: list[dict[str, Any]]) -> int:
-    """One transaction of scores and usage rows; the scores written."""
-    try:
-        with session_scope() as session:
-            if usage:
-                session.execute(insert(ModelCall), usage)
-            if scores:
-                session.execute(insert(EvaluationScore), scores)
-        return len(scores)
-    except IntegrityError:  # another process scored some of them: keep the rest
-        pass
-    if usage:
-        with session_scope() as session:
-            session.execute(insert(ModelCall), usage)
-    written = 0
-    for one in scores:
-        try:
-            with session_scope() as session:
-                session.execute(insert(EvaluationScore), [one])
-            written += 1
-        except IntegrityError:
-            continue
-    return written
-
-
 async def execute_evaluation(
     *,
     evaluation_id: int,
@@ -526,7 +340,7 @@ async def execute_evaluation(
     stored = {
         (s.evaluator_key, by_run.get(s.run_id), s.row_index, s.sample_index) for s in data.scores
     }
-    writer = _Writer(evaluation_id, run_ids, versions)
+    writer = ScoreWriter(evaluation_id, run_ids, versions)
     total = len(data.results) * len(evaluators)
     done = [len(stored)]
 
