@@ -122,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
             rule = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             if err.get("type") == "missing":
                 rule = "required field is missing"
-            elif err.get("type") in ("model_attributes_type", "dict_type"):
+            elif err.get("type") in ("model_attributes_type", "model_type", "dict_type"):
                 rule = "must be a JSON object"
             elif err.get("type") == "json_invalid":
                 field, rule = "(body)", "is not valid JSON"

@@ -48,9 +48,11 @@ __all__ = [
     "aload_runtime",
     "call_model",
     "clear_endpoint_cache",
+    "endpoint_payload",
     "generate",
     "load_runtime",
     "model_type_of",
+    "prepared_model",
 ]
 
 ENDPOINT_CACHE_TTL_S = 0.5
@@ -209,7 +211,9 @@ _models: TTLCache[tuple[str, str], tuple[registry.PreparedModel, Price]] = TTLCa
 )
 
 
-async def _prepared(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
+async def prepared_model(ref: str, payload: Any) -> tuple[registry.PreparedModel, Price]:
+    """Model deployment ``ref`` resolved and priced for a request like ``payload`` (a chat
+    request when None), from the cache (a miss reads the database in a worker thread)."""
     if "\x00" in ref:  # PostgreSQL refuses NUL in text; no model is named so
         raise NotFoundError(f"No model {ref!r}.", hint="See the models with `studio model list`.")
     return await _models.aget((ref, _probe(CHAT_PROBE if payload is None else payload)))
@@ -236,21 +240,16 @@ async def _call(
     )
 
 
-async def generate(
-    *,
-    name: str,
+def endpoint_payload(
+    runtime: EndpointRuntime,
     inputs: Mapping[str, Any],
     messages: Sequence[Message] = (),
     parameters: Mapping[str, Any] | None = None,
-) -> GenerateResult:
-    """Render endpoint ``name``'s template with ``inputs`` and call its model.
-
-    ``messages`` are appended after the rendered prompt (chat continuation);
-    ``parameters`` override the variant's sampling parameters.
-    """
-    started = time.perf_counter()
-    runtime = await aload_runtime(name)
-    assert runtime is not None
+) -> dict[str, Any]:
+    """The model request of one call of endpoint ``runtime``: its pinned template rendered
+    with ``inputs``, ``messages`` appended after the rendered prompt (chat continuation),
+    and ``parameters`` over the variant's sampling parameters. Whole and streamed calls
+    (:mod:`~studio.services.endpoint_streams`) both build their request here."""
     missing = [v for v in runtime.variables if v not in inputs]
     if missing:
         raise RequestValidationError(
@@ -266,7 +265,25 @@ async def generate(
         raise RequestValidationError(
             [FieldProblem("model", f"an endpoint needs a completion or chat model, not {mtype}")]
         )
-    payload = build_payload(mtype, rendered, {**runtime.parameters, **(parameters or {})})
+    return build_payload(mtype, rendered, {**runtime.parameters, **(parameters or {})})
+
+
+async def generate(
+    *,
+    name: str,
+    inputs: Mapping[str, Any],
+    messages: Sequence[Message] = (),
+    parameters: Mapping[str, Any] | None = None,
+) -> GenerateResult:
+    """Render endpoint ``name``'s template with ``inputs`` and call its model.
+
+    ``messages`` are appended after the rendered prompt (chat continuation);
+    ``parameters`` override the variant's sampling parameters.
+    """
+    started = time.perf_counter()
+    runtime = await aload_runtime(name)
+    assert runtime is not None
+    payload = endpoint_payload(runtime, inputs, messages, parameters)
     result = await _call(runtime.prepared, runtime.price, payload, started)
     return result.model_copy(
         update={
@@ -281,7 +298,7 @@ async def generate(
 async def call_model(*, ref: str, payload: Mapping[str, Any]) -> GenerateResult:
     """Call model deployment ``ref`` with a request of its type (no usage written here)."""
     started = time.perf_counter()
-    prepared, price = await _prepared(ref, dict(payload))
+    prepared, price = await prepared_model(ref, dict(payload))
     return await _call(prepared, price, dict(payload), started)
 
 
@@ -291,4 +308,4 @@ async def model_type_of(ref: str, payload: Mapping[str, Any] | None = None) -> M
     A ``connection/model`` name has the type ``payload``'s shape says (a chat model when
     it is not given), as :func:`call_model` will call it.
     """
-    return (await _prepared(ref, None if payload is None else dict(payload)))[0].model_type
+    return (await prepared_model(ref, None if payload is None else dict(payload)))[0].model_type

@@ -1,7 +1,8 @@
 """Streamed calls of deployed endpoints and model deployments (the gateway's ``stream``).
 
-:func:`open_endpoint_stream` renders an endpoint's pinned template exactly as
-:func:`~studio.services.endpoint_calls.generate` does, and :func:`open_model_stream`
+:func:`open_endpoint_stream` renders an endpoint's pinned template with the function
+:func:`~studio.services.endpoint_calls.generate` uses
+(:func:`~studio.services.endpoint_calls.endpoint_payload`), and :func:`open_model_stream`
 calls a model deployment as :func:`~studio.services.endpoint_calls.call_model` does;
 both read the same cached runtimes and prices, and both wait for the model's first
 chunk before they return, so a call that fails before it produced anything raises the
@@ -17,10 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from studio.core.errors import FieldProblem, RequestValidationError
-from studio.core.prompting import build_payload
 from studio.core.schemas import Message, ModelType
-from studio.core.templates import render
 from studio.models import registry
 from studio.models.dispatch import StreamAnswer
 from studio.models.usage import Price
@@ -116,31 +114,6 @@ async def _open(
     )
 
 
-def _endpoint_payload(
-    runtime: EndpointRuntime,
-    inputs: Mapping[str, Any],
-    messages: Sequence[Message],
-    parameters: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The model request of one endpoint call (as ``endpoint_calls.generate`` builds it)."""
-    missing = [v for v in runtime.variables if v not in inputs]
-    if missing:
-        raise RequestValidationError(
-            [FieldProblem(f"inputs.{v}", "required by the endpoint's template") for v in missing],
-            what="request",
-        )
-    rendered: str | list[Message] = render(runtime.prompt, inputs)
-    if messages:
-        head = [Message(role="user", content=rendered)] if isinstance(rendered, str) else rendered
-        rendered = [*head, *messages]
-    mtype = runtime.prepared.model_type
-    if mtype not in (ModelType.COMPLETION, ModelType.CHAT_COMPLETION):
-        raise RequestValidationError(
-            [FieldProblem("model", f"an endpoint needs a completion or chat model, not {mtype}")]
-        )
-    return build_payload(mtype, rendered, {**runtime.parameters, **(parameters or {})})
-
-
 async def open_endpoint_stream(
     *,
     name: str,
@@ -152,7 +125,7 @@ async def open_endpoint_stream(
     started = time.perf_counter()
     runtime = await endpoint_calls.aload_runtime(name)
     assert runtime is not None
-    payload = _endpoint_payload(runtime, inputs, messages, parameters)
+    payload = endpoint_calls.endpoint_payload(runtime, inputs, messages, parameters)
     return await _open(runtime.prepared, runtime.price, payload, started, runtime)
 
 
@@ -160,5 +133,5 @@ async def open_model_stream(*, ref: str, payload: Mapping[str, Any]) -> AnswerSt
     """Start streaming model deployment ``ref``'s answer to ``payload``."""
     started = time.perf_counter()
     # The same cached lookup as endpoint_calls.call_model.
-    prepared, price = await endpoint_calls._prepared(ref, dict(payload))
+    prepared, price = await endpoint_calls.prepared_model(ref, dict(payload))
     return await _open(prepared, price, dict(payload), started)

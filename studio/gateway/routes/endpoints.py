@@ -1,4 +1,11 @@
-"""Deployed endpoints: one request, or a CSV of them."""
+"""Deployed endpoints: one request, or a CSV of them.
+
+``POST /v1/endpoints/{name}/generate`` is the gateway's hot path: it reads the raw body
+and validates it with one pydantic call (FastAPI's own body handling cost about 7% of a
+request's CPU), with the same 422 answers FastAPI gives. ``stream: true`` sends the
+answer as server-sent events as the model writes it, in OpenAI's ``text_completion``
+chunk format (:mod:`studio.gateway.sse`), ending with a usage chunk and ``[DONE]``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,17 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError as BodyValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.core.errors import ProviderError, StudioError
 from studio.core.export import to_csv
 from studio.core.settings import DEFAULT_CONCURRENCY
 from studio.gateway.deps import ApiKeyDep, RequestContext, context
 from studio.gateway.request_log import ModelCallNote
-from studio.services import endpoint_calls
+from studio.gateway.sse import EventStream, event_stream
+from studio.services import endpoint_calls, endpoint_streams
 from studio.services.access import require_app
 from studio.services.datasets import parse_table
 
@@ -33,6 +42,33 @@ class GenerateRequest(BaseModel):
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="Values of the template's variables."
     )
+    stream: bool = Field(
+        default=False,
+        description="Send the answer as server-sent events as the model writes it "
+        "(OpenAI `text_completion` chunks, then a usage chunk and `data: [DONE]`).",
+    )
+
+
+GENERATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
+    }
+}
+
+
+async def _generate_body(request: Request) -> GenerateRequest:
+    """The request's body as a :class:`GenerateRequest`, or FastAPI's own 422."""
+    raw = await request.body()
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise BodyValidationError([missing])
+    try:
+        return GenerateRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BodyValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 class Usage(BaseModel):
@@ -66,13 +102,30 @@ async def _prepare(
     return runtime
 
 
-@router.post("/v1/endpoints/{name}/generate", summary="Call a deployed endpoint")
-async def generate(
-    name: str, body: GenerateRequest, key: ApiKeyDep, request: Request
-) -> GenerateResponse:
-    """Render the endpoint's template with ``inputs`` and return the model's answer."""
+@router.post(
+    "/v1/endpoints/{name}/generate",
+    summary="Call a deployed endpoint",
+    response_model=GenerateResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    openapi_extra=GENERATE_BODY,
+)
+async def generate(name: str, key: ApiKeyDep, request: Request) -> GenerateResponse | EventStream:
+    """Render the endpoint's template with ``inputs`` and return the model's answer
+    (as it is written, with ``stream: true``)."""
     ctx = context(request)
+    body = await _generate_body(request)
     await _prepare(name, key, ctx)
+    if body.stream:
+        answer = await endpoint_streams.open_endpoint_stream(name=name, inputs=body.inputs)
+        ctx.model = answer.prepared.name
+        return event_stream(
+            answer,
+            ctx,
+            kind="text",
+            model=name,
+            created=int(time.time()),
+            include_usage=True,
+        )
     result = await endpoint_calls.generate(name=name, inputs=body.inputs)
     ctx.note_result(result)
     return GenerateResponse(
