@@ -79,10 +79,15 @@ def evaluations_scope(*, session: Session, key: KeyIdentity, app: str | None) ->
     return key.app_id
 
 
+MAX_ROW_ID = 2**31 - 1  # PostgreSQL's INTEGER
+
+
 def readable_evaluation(*, session: Session, key: KeyIdentity, evaluation_id: int) -> Evaluation:
     """Evaluation ``evaluation_id`` if ``key`` may read it. Another app's evaluation is not
     found (404), as another app's logged request is: its existence is not told."""
-    evaluation = session.get(Evaluation, evaluation_id)
+    # an id no table can hold (SQLite: 64 bits, PostgreSQL: 32) is simply not found
+    in_range = 1 <= evaluation_id <= MAX_ROW_ID
+    evaluation = session.get(Evaluation, evaluation_id) if in_range else None
     if evaluation is None or not may_use_app(key, evaluation.app_id):
         raise NotFoundError(
             f"No evaluation {evaluation_id}.",

@@ -209,3 +209,10 @@ def test_the_routes_read_the_database_off_the_event_loop() -> None:
     assert router.routes
     for route in router.routes:
         assert not inspect.iscoroutinefunction(route.endpoint), route.path  # type: ignore[attr-defined]
+
+
+def test_an_id_no_table_can_hold_is_not_found_not_a_server_error(deployed: Deployed) -> None:
+    for huge in ("99999999999999999999999", "2147483648", "0", "-3"):
+        response = deployed.client.get(f"/api/v1/evaluations/{huge}", headers=deployed.headers)
+        assert response.status_code in (404, 422), response.text
+        assert response.json()["error"]["message"]
