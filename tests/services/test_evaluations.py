@@ -184,7 +184,7 @@ def test_a_failed_generation_fails_the_row_and_the_judge_is_read(
     assert (judge.judged, judge.passed, judge.errors) == (10, 9, 0)
     assert judge.failures == [(4, 0, "No output: mock: provider down")]
     judged = [c for c in mock_provider.calls if c[0] == "chat"]
-    assert len(judged) == 9 and "Names City 0." in str(judged[0][2])
+    assert len(judged) == 9 and any("Names City 0." in str(call[2]) for call in judged)
 
 
 def test_bad_evaluations_are_refused_with_a_sentence(session: Session, mock_provider: Any) -> None:
