@@ -88,17 +88,20 @@ else:
 
     def _label(evaluation_id: int) -> str:
         e = by_id[evaluation_id]
-        overall = (e.summary or {}).get("overall_pass_rate")
-        state = f"{overall:.0%} passed" if e.status == "done" and overall is not None else None
-        state = state or STATUS.get(e.status, e.status)
-        return f"#{e.id} · {e.name} · {state} · {e.created_at:%Y-%m-%d %H:%M} UTC"
+        return f"#{e.id} · {e.name} · {e.created_at:%Y-%m-%d %H:%M} UTC"
 
     selected = int(st.selectbox("Evaluation", list(by_id), key="ev_selected", format_func=_label))
     st.query_params["evaluation"] = str(selected)
     chosen = by_id[selected]
+    overall = (chosen.summary or {}).get("overall_pass_rate")
+    if chosen.status == "done" and overall is not None:
+        state = f"done: {overall:.0%} of outputs passed every evaluator"
+    else:
+        state = STATUS.get(chosen.status, chosen.status)
     st.caption(
-        f"Contenders: {', '.join(c['label'] for c in chosen.contenders)} · evaluators: "
-        f"{', '.join(c['key'] for c in chosen.evaluators)} · started by {chosen.actor or 'someone'}"
+        f"Status: {state} · contenders: {', '.join(c['label'] for c in chosen.contenders)} · "
+        f"evaluators: {', '.join(c['key'] for c in chosen.evaluators)} · started by "
+        f"{chosen.actor or 'someone'}"
     )
     try:
         busy = follow_evaluation(selected)

@@ -154,7 +154,7 @@ def test_evaluate_two_evaluators_and_read_the_report_card(app_id: int) -> None:
 
     outputs = _table(at, "Overall")
     assert list(outputs["Row"]) == [1, 2, 3]
-    assert list(outputs["Overall"]) == ["✅ pass", "❌ fail", "✅ pass"]
+    assert list(outputs["Overall"]) == ["✓ pass", "✗ fail", "✓ pass"]
     # failed rows only, with the chosen evaluator's reason
     at.selectbox(key="ev_filter_evaluator").set_value("contains")
     at.checkbox(key="ev_filter_failed").check().run()
@@ -224,3 +224,26 @@ def test_a_reload_finds_the_evaluation_again(app_id: int) -> None:
     assert fresh.selectbox(key="ev_selected").value == 1
     assert _table(fresh, "Judged")["Passed"].tolist()[0] == 2
     assert any("Each point is one finished evaluation" in t for t in _texts(fresh, "caption"))
+
+
+def test_a_judge_that_cannot_answer_is_an_evaluator_error_not_a_failure(app_id: int) -> None:
+    at = _open()
+    at.checkbox(key="ev_use_llm_judge").check().run()
+    at.text_area(key="ev_opt_llm_judge_rubric").set_value("Says the word.")
+    judge = at.selectbox(key="ev_opt_llm_judge_model")
+    assert judge.value == "builtin/smollm2-135m-instruct"  # the default judge
+    judge.set_value("mock/echo")  # a connected provider's model: it echoes, never JSON
+    at.number_input(key="ev_opt_llm_judge_retries").set_value(0).run()
+    at.button(key="ev_evaluate").click().run()
+    at = _finish(at, app_id)
+    row = _table(at, "Judged").to_dict("records")[1]
+    assert (row["Evaluator"], row["Judged"], row["Errors"], row["Pass rate"]) == (
+        "LLM judge",
+        0,
+        3,
+        "-",
+    )
+    warnings = _texts(at, "warning")
+    assert any("could not judge 3 output(s)" in w and "not failed outputs" in w for w in warnings)
+    assert list(_table(at, "Overall")["LLM judge"]) == ["⚠ error"] * 3
+    assert not any(t.startswith("LLM judge: fail") for t in _texts(at, "error"))

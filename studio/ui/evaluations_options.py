@@ -22,8 +22,11 @@ from pydantic.fields import FieldInfo
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.evaluators import Evaluator, build, catalogue
 from studio.models import registry
+from studio.models.connections import BUILTIN_CONNECTION, list_connections
 from studio.services.evaluations import EvaluatorConfig
 from studio.ui.common import studio_session
+from studio.ui.playground_editor import TEXT_TYPES
+from studio.ui.playground_editor import _connection_models as connection_models
 
 __all__ = ["FAMILIES", "catalogue_picker", "chosen_configs", "option_forms", "ticked"]
 
@@ -101,18 +104,33 @@ def _default(field: FieldInfo) -> Any:
     return None if field.is_required() else field.get_default(call_default_factory=True)
 
 
-def _label(name: str, field: FieldInfo) -> str:
+def _label(name: str, field: FieldInfo, how: str = "") -> str:
+    """``Labels, one per line (required)``."""
     words = name.replace("_", " ")
-    return words[:1].upper() + words[1:] + (" (required)" if field.is_required() else "")
+    return words[:1].upper() + words[1:] + how + (" (required)" if field.is_required() else "")
 
 
 def _models_like(default: str) -> list[str]:
-    """Models of the same type as ``default`` (chat models for a judge, embeddings...)."""
+    """Models of the same type as ``default`` (chat models for a judge, embeddings...);
+    for a text model, the connected providers' text models too (as the Playground lists)."""
     with studio_session() as session:
         models = registry.model_overview(session=session)
+        connections = tuple(
+            c.name for c in list_connections(session=session) if c.name != BUILTIN_CONNECTION
+        )
     kind = next((m.model_type for m in models if m.name == default), None)
     names = [m.name for m in models if kind is None or m.model_type == kind]
-    return [default, *(n for n in names if n != default)]
+    if kind in TEXT_TYPES and connections:
+        names += connection_models(connections)[0]
+    return list(dict.fromkeys([default, *names]))
+
+
+def _is_wide(field: FieldInfo) -> bool:
+    """Drawn as a text area across the form (lists, JSON, a long required text)."""
+    annotation, _ = _plain(field.annotation)
+    if get_origin(annotation) in (list, dict) or annotation is dict:
+        return True
+    return annotation is str and field.is_required() and (_max_length(field) or 0) >= LONG_TEXT
 
 
 def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
@@ -120,6 +138,10 @@ def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
     annotation, optional = _plain(field.annotation)
     default = _default(field)
     label = _label(name, field)
+    if get_origin(annotation) is list:
+        label = _label(name, field, ", one per line")
+    elif get_origin(annotation) is dict or annotation is dict:
+        label = _label(name, field, " as JSON")
     help_text = field.description
     origin = get_origin(annotation)
     if annotation is bool:
@@ -147,7 +169,7 @@ def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
         )  # fmt: skip
     elif origin is list:
         st.text_area(
-            label + " (one per line)",
+            label,
             value="\n".join(str(v) for v in default or []),
             key=key,
             help=help_text,
@@ -155,7 +177,7 @@ def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
         )
     elif origin is dict or annotation is dict:
         st.text_area(
-            label + " (JSON)",
+            label,
             value=json.dumps(default, indent=2) if default else "",
             key=key,
             help=help_text,
@@ -205,8 +227,14 @@ def option_forms(expected_column: str | None) -> None:
             fields = cls.Options.model_fields
             if not fields:
                 st.caption("No options.")
-            for name, field in fields.items():
+            wide = {n: f for n, f in fields.items() if _is_wide(f)}
+            for name, field in wide.items():
                 _widget(evaluator_id, name, field)
+            short = [(n, f) for n, f in fields.items() if n not in wide]
+            columns = st.columns(2, gap="medium") if short else []
+            for i, (name, field) in enumerate(short):
+                with columns[i % 2]:
+                    _widget(evaluator_id, name, field)
 
 
 def _value(evaluator_id: str, name: str, field: FieldInfo) -> Any:

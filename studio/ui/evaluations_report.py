@@ -24,7 +24,8 @@ from studio.ui.evaluations_tables import (
 
 __all__ = ["downloads", "report_card"]
 
-BADGE = {PASS: "✅ pass", FAIL: "❌ fail", ERROR: "⚠️ error", "not scored": "… not scored"}
+# Symbols every font has (emoji need an emoji font, which a server's browser may lack).
+BADGE = {PASS: "✓ pass", FAIL: "✗ fail", ERROR: "⚠ error", "not scored": "… not scored"}
 SHOWN_ROWS = 500
 
 
@@ -100,7 +101,7 @@ def _summary(view: ReportView) -> None:
     for line in view.lines:
         if line.errors and line.evaluator != OVERALL:
             st.warning(
-                f"⚠️ {view.evaluator_name(line.evaluator)} could not judge {line.errors} "
+                f"⚠ {view.evaluator_name(line.evaluator)} could not judge {line.errors} "
                 f"output(s) of {view.label(line.contender)}. These are the evaluator's errors, "
                 f"not failed outputs; the first: {line.error_rows[0][2]} Run the evaluation "
                 "again (Resume scoring) to retry them."
@@ -145,18 +146,18 @@ def _outputs_frame(view: ReportView, outputs: list[Output], chosen: str | None) 
             record["Contender"] = view.label(o.contender)
         if view.samples > 1:
             record["Sample"] = o.sample + 1
-        for column in view.columns:
-            if column != view.expected_column:
-                record[column] = o.inputs.get(column, "")
-        record["Output"] = o.output if not o.generation_error else f"(no output) {o.output}"
-        if view.expected_column:
-            record["Expected"] = o.reference or ""
         record["Overall"] = BADGE.get(o.overall, o.overall)
         for v in o.verdicts:
             record[view.evaluator_name(v.evaluator)] = BADGE.get(v.verdict, v.verdict)
         if chosen is not None:
             picked = next(v for v in o.verdicts if v.evaluator == chosen)
             record["Reason"] = picked.reason
+        record["Output"] = o.output if not o.generation_error else f"(no output) {o.output}"
+        if view.expected_column:
+            record["Expected"] = o.reference or ""
+        for column in view.columns:
+            if column != view.expected_column:
+                record[column] = o.inputs.get(column, "")
         records.append(record)
     return pd.DataFrame(records)
 
@@ -198,7 +199,7 @@ def _detail(view: ReportView, outputs: list[Output]) -> None:
                 elif v.verdict == FAIL:
                     st.error(f"{name}: fail{score}. {v.reason}")
                 elif v.verdict == ERROR:
-                    st.warning(f"⚠️ {name} could not judge this output: {v.reason}")
+                    st.warning(f"⚠ {name} could not judge this output: {v.reason}")
                 else:
                     st.info(f"{name}: not scored yet.")
 
@@ -215,7 +216,10 @@ def _outputs(view: ReportView) -> None:
         hide_index=True,
         width="stretch",
         key="ev_outputs",
-        column_config={"Output": st.column_config.TextColumn(width="large")},
+        column_config={
+            "Output": st.column_config.TextColumn(width="medium"),
+            "Reason": st.column_config.TextColumn(width="medium"),
+        },
     )
     more = (
         f" (the first {SHOWN_ROWS} are drawn; the CSV holds all)"
@@ -223,8 +227,8 @@ def _outputs(view: ReportView) -> None:
         else ""
     )
     st.caption(
-        f"{len(outputs)} of {total} outputs shown{more}. ✅ passed, ❌ failed (the output is "
-        "wrong), ⚠️ the evaluator could not judge it (not the output's fault). Overall fails "
+        f"{len(outputs)} of {total} outputs shown{more}. ✓ passed, ✗ failed (the output is "
+        "wrong), ⚠ the evaluator could not judge it (not the output's fault). Overall fails "
         "an output as soon as one evaluator fails it."
     )
     _detail(view, outputs[:SHOWN_ROWS])
@@ -232,10 +236,9 @@ def _outputs(view: ReportView) -> None:
 
 def _classification(view: ReportView, line: Line) -> None:
     extra = line.extra
-    st.markdown(
-        f"#### Classification · {view.evaluator_name(line.evaluator)} · "
-        f"{view.label(line.contender)}"
-    )
+    name = view.evaluator_name(line.evaluator)
+    title = "Classification" if name == "Classification" else f"Classification ({name})"
+    st.markdown(f"#### {title} · {view.label(line.contender)}")
     st.metric("Accuracy", f"{extra['accuracy']:.0%}")
     st.caption("The share of outputs whose label equals the expected label.")
     left, right = st.columns(2, gap="medium")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -48,6 +50,9 @@ def trend(evaluations: list[Evaluation]) -> None:
         yaxis={"title": "overall pass rate", "tickformat": ".0%", "range": [0, 1.05]},
         xaxis={"title": "when the evaluation was started (UTC)"},
     )
+    if len(points) == 1:  # one point: a day either side, not a millisecond axis
+        moment = points[0].created_at
+        figure.update_xaxes(range=[moment - timedelta(days=1), moment + timedelta(days=1)])
     st.plotly_chart(figure, key="ev_trend", width="stretch")
     more = "" if len(points) > 1 else " Run another evaluation to see a trend."
     st.caption(
