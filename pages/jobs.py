@@ -1,4 +1,4 @@
-"""Jobs: the long work running and queued (runs today), who started it, progress, Cancel."""
+"""Jobs: the long work running and queued (runs, evaluations), who started it, progress, Cancel."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from studio.ui.pickers import link_to
 page_header(
     "Jobs",
     "Long work runs as jobs: a run is split into parts that the studio's workers share "
-    "(or this studio process, with the default SQLite database). Progress counts the rows "
-    "saved by every worker; Cancel stops a job everywhere within a second or two.",
+    "(or this studio process, with the default SQLite database), and an evaluation scores "
+    "its outputs. Progress counts the rows (or scores) saved by every worker; Cancel stops "
+    "a job everywhere within a second or two.",
 )
 db_ready()
 if "jobs_finished" not in st.session_state:
@@ -32,8 +33,9 @@ def _job(job: JobView) -> None:
         where = "studio workers" if job.executor == "queue" else "the studio process"
         st.markdown(f"**Job {job.id}** · {job.title} · {job.state} · {who} · executed by {where}")
         fraction = job.done / job.total if job.total else (0.0 if job.active else 1.0)
+        unit = "scores" if job.kind == "evaluation" else "rows"
         text = (
-            f"{job.done} of {job.total} rows · {job.errors} error"
+            f"{job.done} of {job.total} {unit} · {job.errors} error"
             f"{'s' if job.errors != 1 else ''} · part {job.parts_done} of {job.parts} done · "
             f"{job.elapsed_s:.0f} s"
         )
