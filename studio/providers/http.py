@@ -15,18 +15,22 @@ Credentials go only to the connection's own server: the headers of
 and yields them as they arrive, with the same error mapping and retries (only before
 the first event went on), the same credential rule, and the connection's slot held
 until the stream ends. A server that ignores ``stream`` and answers with one JSON
-body gives one event named :data:`WHOLE_ANSWER` holding that body.
+body gives one event named :data:`WHOLE_ANSWER` holding that body. Plain-http servers
+stream over the lean pool (:meth:`~studio.providers.http_pool.ConnectionPool.stream`)
+like whole calls; TLS, proxies and custom transports through httpx.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import email.utils
 import functools
 import json
 import logging
 import random
+import re
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -404,10 +408,59 @@ class HTTPProvider(Provider):
     ) -> AsyncGenerator[SSEvent, None]:
         auth = self.auth_headers() if same_origin(self.base_url, path) else {}
         all_headers = {**auth, "Accept": "text/event-stream", **(headers or {})}
-        # Streams go through httpx (the lean pool reads whole answers only).
+        pool = self._pool()
+        events = (
+            self._stream_httpx(method, path, json_body, all_headers)
+            if pool is None
+            else self._stream_pool(pool, method, path, json_body, all_headers)
+        )
+        async with aclosing(events) as stream:
+            async for event in stream:
+                yield event
+
+    async def _stream_pool(
+        self,
+        pool: ConnectionPool,
+        method: str,
+        path: str,
+        json_body: Any,
+        headers: dict[str, str],
+    ) -> AsyncGenerator[SSEvent, None]:
+        """A stream over the lean pool (plain http): no httpx request, response or line
+        decoder between the socket and the events (~2 ms to the first event less)."""
+        assert self._target is not None
+        body = b""
+        if json_body is not None:
+            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", **headers}
+        target = self._target[2] + (path if path.startswith("/") else "/" + path)
+        try:
+            async with pool.stream(
+                method, target, body=body, headers=headers, timeout_s=self.options.timeout_s
+            ) as answer:
+                kind = next((v for k, v in answer.headers if k.lower() == "content-type"), "")
+                if answer.status_code >= 400 or "text/event-stream" not in kind:
+                    content = b"".join([piece async for piece in answer.chunks])
+                    whole = httpx.Response(
+                        answer.status_code, headers=answer.headers, content=content
+                    )
+                    self._check_status(whole)
+                    # A server that ignores ``stream`` answers whole: one event holds it all.
+                    yield SSEvent(WHOLE_ANSWER, whole.text)
+                    return
+                async with aclosing(parse_sse(_lines(answer.chunks))) as events:
+                    async for event in events:
+                        yield event
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._transport_error(exc) from exc
+
+    async def _stream_httpx(
+        self, method: str, path: str, json_body: Any, headers: dict[str, str]
+    ) -> AsyncGenerator[SSEvent, None]:
+        """A stream through httpx (TLS, proxies, custom transports)."""
         try:
             client = self._client()
-            request = client.build_request(method, path, json=json_body, headers=all_headers)
+            request = client.build_request(method, path, json=json_body, headers=headers)
             response = await client.send(request, stream=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(exc) from exc
@@ -435,6 +488,27 @@ class HTTPProvider(Provider):
                 raise self._transport_error(exc) from exc
         finally:
             await response.aclose()
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
+    """The lines of a UTF-8 body as it arrives; only CRLF, LF and CR end a line, as the
+    event-stream format says (JSON text may hold U+2028, which ``splitlines`` splits)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    async for piece in chunks:
+        pending += decoder.decode(piece)
+        held = pending.endswith("\r")  # maybe the first half of a CRLF: wait for more
+        parts = _LINE_END.split(pending[:-1] if held else pending)
+        pending = parts.pop() + ("\r" if held else "")
+        for line in parts:
+            yield line
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        for line in _LINE_END.split(pending.removesuffix("\r")):
+            yield line
 
 
 WHOLE_ANSWER = "studio.whole-answer"  # the event name of a non-streamed answer
