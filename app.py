@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/playground.py", title="Playground", icon=":material/science:"),
     st.Page("pages/variants.py", title="Variants", icon=":material/history:"),
     st.Page("pages/evaluations.py", title="Evaluations", icon=":material/fact_check:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/models.py", title="Models", icon=":material/neurology:"),
     st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),

@@ -37,6 +37,7 @@ BENCHES = [
     ("CLI start-up", "bench.bench_cli", []),
     ("Deterministic evaluators", "bench.bench_evaluators", []),
     ("LLM-judge evaluation", "bench.bench_eval_judge", []),
+    ("Compare page", "bench.bench_compare", []),
 ]
 
 
