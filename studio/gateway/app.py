@@ -4,10 +4,17 @@ FastAPI's own OpenTelemetry instrumentation is on when OpenTelemetry is set up a
 gateway starts (an ``OTEL_*`` environment variable, or providers installed before the
 app is made, as ``opentelemetry-instrument`` does) and off otherwise: the check alone
 ("is a provider configured now?") cost about 4% of a request's CPU.
+
+Once started, the gateway moves everything it has built (modules, the app, the engine)
+out of the garbage collector's sight (``gc.freeze``) and collects its youngest objects
+every :data:`GC_GEN0_THRESHOLD` allocations instead of 700: in ``bench_gateway.py`` the
+collector took ~1 s of a run's CPU (about 5% of a request's, with pauses up to 27 ms
+in one client's path) and ~0.08 s after. Both are undone when the app shuts down.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +32,9 @@ from studio.gateway.routes.evaluations import router as evaluations_router
 from studio.gateway.routes.openai import router as openai_router
 from studio.store import get_engine
 
-__all__ = ["create_app"]
+__all__ = ["GC_GEN0_THRESHOLD", "create_app"]
+
+GC_GEN0_THRESHOLD = 10_000
 
 DESCRIPTION = """
 Deployed endpoints, an OpenAI-compatible API and the Models API of Prompt Studio.
@@ -64,9 +73,14 @@ def create_app(*, logger: RequestLogger | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_engine()  # migrate before the first request, not during it
         request_logger.start()
+        thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(max(thresholds[0], GC_GEN0_THRESHOLD), *thresholds[1:])
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
             request_logger.stop()
 
     app = FastAPI(
