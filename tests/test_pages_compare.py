@@ -182,8 +182,10 @@ def test_a_stored_comparison_shows_its_sentences_and_grid(app_id: int) -> None:
     assert "echo: Say hello" in _texts(at, "text")
     assert "echo: Whisper hello\\!" not in _texts(at, "text")
     assert "echo: Whisper hello!" in _texts(at, "text")
-    badges = [b.proto.body for b in at.get("badge")] if at.get("badge") else []
-    assert badges == [] or len(badges) >= 2
+    markdown = _texts(at, "markdown")
+    assert markdown.count(":green-badge[:material/check: pass]") == 3  # A passes every row
+    assert markdown.count(":red-badge[:material/close: fail]") == 3  # B fails every row
+    assert any("ms" in t and "tokens" in t for t in _texts(at, "caption"))  # cell figures
     headers = _texts(at, "markdown")
     assert "**A · say@1**" in headers and "**B · whisper**" in headers
     assert "Rows 1 to 3 of 3 matching rows" in text
@@ -225,6 +227,7 @@ def test_blind_mode_hides_the_names_and_a_choice_is_stored(app_id: int) -> None:
     comparison_id = _stored(app_id)
     at = _open({"comparison": str(comparison_id)})
     at.toggle(key="cmp_blind").set_value(True).run()
+    assert not any("-badge[" in t for t in _texts(at, "markdown")), "verdicts hidden too"
     headers = _texts(at, "markdown")
     assert "**A · say@1**" not in headers and "**B · whisper**" not in headers
     assert headers.count("**Output 1**") == 3 + 1  # each row, and the row detail

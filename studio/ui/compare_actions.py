@@ -160,8 +160,11 @@ def ship_panel(summary: ComparisonSummary, app_name: str) -> None:
     comparison = summary.comparison
     labels = {c["key"]: c["label"] for c in comparison.contenders}
     keys = list(labels)
-    if st.session_state.get("cmp_ship") not in keys:
-        st.session_state.cmp_ship = _best(summary)
+    best = _best(summary)  # followed until the user picks another (verdicts arrive late)
+    if st.session_state.get("cmp_ship") not in keys or (
+        st.session_state.get("cmp_ship") == st.session_state.get("cmp_ship_auto")
+    ):
+        st.session_state.cmp_ship = st.session_state.cmp_ship_auto = best
     c1, c2 = st.columns(2)
     key = c1.selectbox(
         "Contender to ship",

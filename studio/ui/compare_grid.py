@@ -132,7 +132,8 @@ def _row(comparison: Comparison, row: dict[str, Any], choice: str | None, blind:
             args=(comparison.id, row["row"], TIE, order, blind),
         )
         if choice is not None:
-            said = "a tie" if choice == TIE else f"{titles.get(choice, choice)} is better"
+            short = titles.get(choice, choice) if blind else choice
+            said = "a tie" if choice == TIE else f"{short} is better"
             buttons[len(order) + 1].caption(f"Your choice: {said}")
 
 
