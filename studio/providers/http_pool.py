@@ -6,8 +6,9 @@ most of a loopback call in its generic machinery (connection-pool scans that
 poll every idle socket, cookie handling, URL merging, per-call async-library
 detection), so :class:`HTTPProvider` sends plain-http JSON calls through this
 pool instead: one event loop's idle connections in a stack, reused until the
-server closes them. TLS, proxies and custom transports (tests) still go
-through ``httpx``.
+server closes them. :meth:`ConnectionPool.request` reads a whole answer;
+:meth:`ConnectionPool.stream` hands over the body as it arrives (server-sent
+events). TLS, proxies and custom transports (tests) still go through ``httpx``.
 
 Failures raise the ``httpx`` exception classes the provider already maps
 (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
