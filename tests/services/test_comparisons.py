@@ -63,13 +63,20 @@ def test_compare_two_variants_and_a_model_configuration(
     assert [c["key"] for c in comparison.contenders] == ["A", "B", "C"]
     assert comparison.contenders[2]["label"] == "mock/echo (temperature=0.7)"
     assert len(missing) == 3
-    # B loses one row (never answered) and errs on another: both only shrink what is shared.
+    # B never answered row 3 (left out of what is shared) and its call failed on row 5 (a
+    # failed row for B, still shared); C's call failed on row 7, where A passes.
     _run_all(missing)
-    b_run = comparison.contenders[1]["run_id"]
+    b_run, c_run = comparison.contenders[1]["run_id"], comparison.contenders[2]["run_id"]
     gone = session.exec(
         select(RunResult).where(RunResult.run_id == b_run, RunResult.row_index == 3)
     ).one()
     session.delete(gone)
+    for run_id, row in ((b_run, 5), (c_run, 7)):
+        failed = session.exec(
+            select(RunResult).where(RunResult.run_id == run_id, RunResult.row_index == row)
+        ).one()
+        failed.output, failed.error = None, "mock: provider down"
+        session.add(failed)
     session.commit()
     assert comparison.evaluation_id is not None
     evaluate_sync(evaluation_id=comparison.evaluation_id)
@@ -88,9 +95,11 @@ def test_compare_two_variants_and_a_model_configuration(
         f"fancy@1 passes {ROWS - 1} fewer of {ROWS - 1} rows than plain"
     )
     assert "Holm-adjusted" in b["sentence"] and "unlikely to be chance" in b["sentence"]
-    c = tests["C"]  # the same prompt on the same model: identical verdicts
-    assert c["verdicts"]["p_value"] == 1.0
-    assert "no difference at all" in c["sentence"]
+    c = tests["C"]  # the same prompt on the same model: identical verdicts but row 7
+    assert (c["verdicts"]["only_a"], c["verdicts"]["only_b"]) == (1, 0)
+    assert c["verdicts"]["p_value"] == 1.0 and c["verdicts"]["needed_rows"] is not None
+    assert "not significant (at this difference about" in c["sentence"]
+    assert figures["C"]["failed_calls"] == 1 and figures["C"]["passed"] == ROWS - 1
     assert any("Holm" in note for note in summary.notes)
 
     grid = grid_page(session=session, comparison_id=comparison.id or 0, limit=5)
