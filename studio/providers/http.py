@@ -23,19 +23,16 @@ like whole calls; TLS, proxies and custom transports through httpx.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import email.utils
 import functools
 import json
 import logging
 import random
-import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -51,6 +48,7 @@ from studio.core.errors import (
 )
 from studio.providers.base import Provider, connection_limiter
 from studio.providers.http_pool import ConnectionPool, pool_target
+from studio.providers.sse import WHOLE_ANSWER, SSEvent, lines_of, parse_sse
 
 __all__ = [
     "WHOLE_ANSWER",
@@ -448,7 +446,7 @@ class HTTPProvider(Provider):
                     # A server that ignores ``stream`` answers whole: one event holds it all.
                     yield SSEvent(WHOLE_ANSWER, whole.text)
                     return
-                async with aclosing(parse_sse(_lines(answer.chunks))) as events:
+                async with aclosing(parse_sse(lines_of(answer.chunks))) as events:
                     async for event in events:
                         yield event
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -488,57 +486,3 @@ class HTTPProvider(Provider):
                 raise self._transport_error(exc) from exc
         finally:
             await response.aclose()
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
-    """The lines of a UTF-8 body as it arrives; only CRLF, LF and CR end a line, as the
-    event-stream format says (JSON text may hold U+2028, which ``splitlines`` splits)."""
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    pending = ""
-    async for piece in chunks:
-        pending += decoder.decode(piece)
-        held = pending.endswith("\r")  # maybe the first half of a CRLF: wait for more
-        parts = _LINE_END.split(pending[:-1] if held else pending)
-        pending = parts.pop() + ("\r" if held else "")
-        for line in parts:
-            yield line
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        for line in _LINE_END.split(pending.removesuffix("\r")):
-            yield line
-
-
-WHOLE_ANSWER = "studio.whole-answer"  # the event name of a non-streamed answer
-
-
-@dataclass(frozen=True, slots=True)
-class SSEvent:
-    """One server-sent event: its ``event`` name (None when unnamed) and ``data``."""
-
-    event: str | None
-    data: str
-
-
-async def parse_sse(lines: AsyncIterator[str]) -> AsyncGenerator[SSEvent, None]:
-    """Server-sent events from the lines of a ``text/event-stream`` body."""
-    event: str | None = None
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield SSEvent(event, "\n".join(data))
-            event, data = None, []
-            continue
-        if line.startswith(":"):  # a comment (keep-alive)
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-    if data:
-        yield SSEvent(event, "\n".join(data))
