@@ -26,14 +26,14 @@ from studio.services.comparisons import (
     add_contender,
     create_comparison,
 )
-from studio.services.datasets import DatasetSummary, list_versions
+from studio.services.datasets import DatasetSummary
 from studio.services.jobs import enqueue_evaluation, enqueue_run
 from studio.services.variants import VariantSummary, get_version, history, version_config
 from studio.store.tables import Comparison, DatasetVersion
 from studio.ui.common import show_error, studio_session
 from studio.ui.evaluations_options import catalogue_picker, chosen_configs, option_forms, ticked
-from studio.ui.playground_editor import TEXT_TYPES
-from studio.ui.playground_editor import _connection_models as connection_models
+from studio.ui.pickers import pick_dataset_version
+from studio.ui.playground_editor import TEXT_TYPES, connection_models
 
 __all__ = [
     "add_contender_form",
@@ -77,31 +77,6 @@ def variant_versions(variants: list[VariantSummary]) -> dict[str, tuple[int, str
                     f"{variant.name} v{version.version}",
                 )
     return refs
-
-
-def _version_picker(datasets: list[DatasetSummary]) -> DatasetVersion:
-    by_id = {d.id: d for d in datasets}
-    if st.session_state.get("cmp_dataset") not in by_id:
-        st.session_state.cmp_dataset = datasets[0].id
-    left, right = st.columns([3, 1])
-    dataset_id = left.selectbox(
-        "Dataset",
-        list(by_id),
-        key="cmp_dataset",
-        format_func=lambda i: f"{by_id[i].name} ({by_id[i].row_count} rows)",
-    )
-    with studio_session() as session:
-        versions = {v.id: v for v in list_versions(session=session, dataset_id=dataset_id)}
-    key = f"cmp_dataset_version_{dataset_id}"
-    if st.session_state.get(key) not in versions:
-        st.session_state[key] = max(versions, key=lambda i: versions[i].version)
-    version_id = right.selectbox(
-        "Version",
-        sorted(versions, key=lambda i: -versions[i].version),
-        key=key,
-        format_func=lambda i: f"v{versions[i].version} ({versions[i].row_count} rows)",
-    )
-    return versions[version_id]
 
 
 def _slug(model: str) -> str:
@@ -263,7 +238,7 @@ def new_comparison_form(
     app_id: int, datasets: list[DatasetSummary], variants: list[VariantSummary]
 ) -> None:
     """The form; pressing Compare stores the comparison, starts its runs and selects it."""
-    version = _version_picker(datasets)
+    version = pick_dataset_version(datasets, "cmp")
     st.markdown(f"**Contenders**: 2 to {MAX_CONTENDERS} things to compare on the same rows.")
     specs, problem = _contenders(variants)
     st.markdown(

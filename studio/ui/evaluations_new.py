@@ -5,41 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from studio.core.settings import DEFAULT_CONCURRENCY
-from studio.services.datasets import DatasetSummary, list_versions
+from studio.services.datasets import DatasetSummary
 from studio.services.run_results import list_runs
 from studio.services.variants import VariantSummary, history
 from studio.store.tables import DatasetVersion
 from studio.ui.common import show_error, studio_session
 from studio.ui.evaluations_options import catalogue_picker, chosen_configs, option_forms, ticked
 from studio.ui.evaluations_run import start_evaluation
-from studio.ui.pickers import link_to
+from studio.ui.pickers import link_to, pick_dataset_version
 
 __all__ = ["new_evaluation", "no_contenders"]
-
-
-def _version_picker(datasets: list[DatasetSummary]) -> DatasetVersion:
-    by_id = {d.id: d for d in datasets}
-    if st.session_state.get("ev_dataset") not in by_id:
-        st.session_state.ev_dataset = datasets[0].id
-    left, right = st.columns([3, 1])
-    dataset_id = left.selectbox(
-        "Dataset",
-        list(by_id),
-        key="ev_dataset",
-        format_func=lambda i: f"{by_id[i].name} ({by_id[i].row_count} rows)",
-    )
-    with studio_session() as session:
-        versions = {v.id: v for v in list_versions(session=session, dataset_id=dataset_id)}
-    key = f"ev_dataset_version_{dataset_id}"
-    if st.session_state.get(key) not in versions:
-        st.session_state[key] = max(versions, key=lambda i: versions[i].version)
-    version_id = right.selectbox(
-        "Version",
-        sorted(versions, key=lambda i: -versions[i].version),
-        key=key,
-        format_func=lambda i: f"v{versions[i].version} ({versions[i].row_count} rows)",
-    )
-    return versions[version_id]
 
 
 def _variant_versions(variants: list[VariantSummary]) -> dict[str, tuple[int, str]]:
@@ -127,7 +102,7 @@ def new_evaluation(
     app_id: int, datasets: list[DatasetSummary], variants: list[VariantSummary]
 ) -> None:
     """The form; pressing Evaluate starts the evaluation and selects it below."""
-    version = _version_picker(datasets)
+    version = pick_dataset_version(datasets, "ev")
     st.markdown("**Contenders**: what to evaluate on this dataset version.")
     variant_refs, run_ids = _contenders(app_id, version, variants)
     st.markdown("**Evaluators**: tick the checks to run on every output.")

@@ -25,8 +25,7 @@ from studio.models import registry
 from studio.models.connections import BUILTIN_CONNECTION, list_connections
 from studio.services.evaluations import EvaluatorConfig
 from studio.ui.common import studio_session
-from studio.ui.playground_editor import TEXT_TYPES
-from studio.ui.playground_editor import _connection_models as connection_models
+from studio.ui.playground_editor import TEXT_TYPES, connection_models
 
 __all__ = ["FAMILIES", "catalogue_picker", "chosen_configs", "option_forms", "ticked"]
 

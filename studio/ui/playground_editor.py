@@ -24,6 +24,7 @@ from studio.ui.common import show_error, studio_session
 
 __all__ = [
     "DEFAULT_MODEL",
+    "connection_models",
     "current_config",
     "init_editor",
     "load_config",
@@ -130,7 +131,7 @@ def current_config() -> VariantConfig:
 
 
 @st.cache_data(ttl=60, show_spinner="Asking the connected providers for their models…")
-def _connection_models(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def connection_models(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """(``connection/model`` names of text models, connections that did not answer)."""
     found: list[str] = []
     failed: list[str] = []
@@ -158,7 +159,7 @@ def model_picker() -> None:
         connections = tuple(
             c.name for c in list_connections(session=session) if c.name != BUILTIN_CONNECTION
         )
-    remote, failed = _connection_models(connections) if connections else ([], [])
+    remote, failed = connection_models(connections) if connections else ([], [])
     options = registered + [m for m in remote if m not in registered]
     if st.session_state.pg_model not in options:
         options.append(st.session_state.pg_model)  # a saved variant's model stays selectable
