@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from streamlit.navigation.page import StreamlitPage
 
 __all__ = [
+    "csv_buttons",
     "db_ready",
     "gateway_url",
     "page_header",
@@ -107,3 +108,21 @@ def page_header(title: str, caption: str) -> None:
     _hand_over_to_app()
     st.title(title)
     st.caption(caption)
+
+
+def csv_buttons(buttons: Sequence[tuple[str, Callable[[], bytes], str, str]]) -> None:
+    """CSV download buttons side by side: ``(label, build, file name, key)`` each; ``build``
+    runs only when its button is clicked."""
+    for column, (label, build, file_name, key) in zip(
+        st.columns(len(buttons)), buttons, strict=True
+    ):
+        column.download_button(
+            label,
+            build,
+            on_click="ignore",
+            file_name=file_name,
+            mime="text/csv",
+            key=key,
+            icon=":material/download:",
+            width="stretch",
+        )

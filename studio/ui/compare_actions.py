@@ -23,7 +23,7 @@ from studio.services.variants import (
     get_version,
 )
 from studio.store.tables import Comparison, Variant
-from studio.ui.common import show_error, studio_session
+from studio.ui.common import csv_buttons, show_error, studio_session
 from studio.ui.pickers import link_to
 
 __all__ = ["downloads", "ship_panel"]
@@ -40,26 +40,21 @@ def _csv(comparison_id: int, what: str) -> bytes:
 
 
 def downloads(comparison_id: int) -> None:
-    left, right = st.columns(2)
-    left.download_button(
-        "Download rows (CSV)",
-        lambda: _csv(comparison_id, "rows"),
-        on_click="ignore",
-        file_name=f"comparison-{comparison_id}-rows.csv",
-        mime="text/csv",
-        key="cmp_download_rows",
-        icon=":material/download:",
-        width="stretch",
-    )
-    right.download_button(
-        "Download summary and tests (CSV)",
-        lambda: _csv(comparison_id, "summary"),
-        on_click="ignore",
-        file_name=f"comparison-{comparison_id}-summary.csv",
-        mime="text/csv",
-        key="cmp_download_summary",
-        icon=":material/download:",
-        width="stretch",
+    csv_buttons(
+        [
+            (
+                "Download rows (CSV)",
+                lambda: _csv(comparison_id, "rows"),
+                f"comparison-{comparison_id}-rows.csv",
+                "cmp_download_rows",
+            ),
+            (
+                "Download summary and tests (CSV)",
+                lambda: _csv(comparison_id, "summary"),
+                f"comparison-{comparison_id}-summary.csv",
+                "cmp_download_summary",
+            ),
+        ]
     )
     st.caption(
         "Rows: one line per dataset row with its inputs, then each contender's output, "

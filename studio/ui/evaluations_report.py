@@ -11,7 +11,7 @@ import streamlit as st
 
 from studio.evaluators.stats import Interval, interval_sentence
 from studio.services.evaluation_export import export_evaluation
-from studio.ui.common import studio_session
+from studio.ui.common import csv_buttons, studio_session
 from studio.ui.evaluations_tables import (
     ERROR,
     FAIL,
@@ -306,26 +306,21 @@ def export_csv(evaluation_id: int, shape: Literal["wide", "long"]) -> bytes:
 
 
 def downloads(evaluation_id: int) -> None:
-    left, right = st.columns(2)
-    left.download_button(
-        "Download results (wide CSV)",
-        lambda: export_csv(evaluation_id, "wide"),
-        on_click="ignore",
-        file_name=f"evaluation-{evaluation_id}-wide.csv",
-        mime="text/csv",
-        key="ev_download_wide",
-        icon=":material/download:",
-        width="stretch",
-    )
-    right.download_button(
-        "Download results (long CSV)",
-        lambda: export_csv(evaluation_id, "long"),
-        on_click="ignore",
-        file_name=f"evaluation-{evaluation_id}-long.csv",
-        mime="text/csv",
-        key="ev_download_long",
-        icon=":material/download:",
-        width="stretch",
+    csv_buttons(
+        [
+            (
+                "Download results (wide CSV)",
+                lambda: export_csv(evaluation_id, "wide"),
+                f"evaluation-{evaluation_id}-wide.csv",
+                "ev_download_wide",
+            ),
+            (
+                "Download results (long CSV)",
+                lambda: export_csv(evaluation_id, "long"),
+                f"evaluation-{evaluation_id}-long.csv",
+                "ev_download_long",
+            ),
+        ]
     )
     st.caption(
         "**Wide**: one line per dataset row, with its inputs, the expected output, and per "
