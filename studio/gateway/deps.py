@@ -26,8 +26,8 @@ from studio.gateway.request_log import LogEntry, ModelCallNote, RequestLogger, b
 from studio.services import access
 from studio.services.api_keys import (
     KeyIdentity,
+    acheck_rate_limit,
     averify_key,
-    check_rate_limit,
     note_used,
 )
 from studio.store import session_scope
@@ -182,7 +182,10 @@ async def _api_key(request: Request) -> KeyIdentity:
     # other requests (nor /healthz).
     identity = await averify_key(secret=secret)
     context(request).api_key_id = identity.id
-    check_rate_limit(identity)
+    if identity.rate_limit_per_minute:  # keys without a limit pay nothing here
+        # In memory on SQLite; on PostgreSQL one statement in a worker thread, so the
+        # limit holds across workers and machines without blocking the loop.
+        await acheck_rate_limit(identity)
     note_used(identity.id)
     return identity
 

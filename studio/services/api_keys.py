@@ -16,9 +16,9 @@ API and call raw models; :mod:`studio.services.access` holds the rules.
 * ``last_used_at`` is written off the request path: :func:`note_used` remembers
   the time in memory and :func:`due_last_used` hands the request log's
   background writer the keys whose stored time is more than a minute old.
-* :func:`check_rate_limit` enforces a key's optional requests-per-minute limit
-  with a token bucket. The buckets live in the process: with N gateway workers
-  a key may get up to N times its limit (documented in the gateway README).
+* :func:`check_rate_limit` / :func:`acheck_rate_limit` enforce a key's optional
+  requests-per-minute limit; :mod:`studio.services.rate_limits` counts it, across
+  every gateway worker when the database is PostgreSQL.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from studio.core.errors import (
     RevokedApiKeyError,
 )
 from studio.core.secrets import hash_api_key, new_api_key
+from studio.services import rate_limits
 from studio.services.apps import get_app
 from studio.services.ttl_cache import TTLCache
 from studio.store import session_scope
@@ -54,6 +55,7 @@ __all__ = [
     "KeyIdentity",
     "RateLimitedError",
     "RevokedApiKeyError",
+    "acheck_rate_limit",
     "averify_key",
     "check_rate_limit",
     "clear_key_cache",
@@ -324,27 +326,16 @@ def write_last_used(*, session: Session, due: dict[int, datetime]) -> None:
 
 # -- rate limits ---------------------------------------------------------------------------
 
-_bucket_lock = threading.Lock()
-_buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, last refill time)
-
 
 def check_rate_limit(identity: KeyIdentity) -> None:
-    """Take one token from the key's bucket, or raise :class:`RateLimitedError`."""
-    limit = identity.rate_limit_per_minute
-    if not limit:
-        return
-    rate = limit / 60.0
-    now = time.monotonic()
-    with _bucket_lock:
-        tokens, last = _buckets.get(identity.id, (float(limit), now))
-        tokens = min(float(limit), tokens + (now - last) * rate)
-        if tokens >= 1.0:
-            _buckets[identity.id] = (tokens - 1.0, now)
-            return
-        _buckets[identity.id] = (tokens, now)
-    wait = math.ceil((1.0 - tokens) / rate)
-    raise RateLimitedError(
-        f"This API key allows {limit} requests per minute; that limit is used up.",
-        retry_after_s=max(1, wait),
-        hint=f"Retry after {max(1, wait)} s, or ask for a key with a higher limit.",
-    )
+    """Count one request of the key against its per-minute limit, or raise
+    :class:`RateLimitedError` (see :mod:`studio.services.rate_limits`). On PostgreSQL
+    this is a blocking database call: async code uses :func:`acheck_rate_limit`."""
+    if identity.rate_limit_per_minute:
+        rate_limits.take(key_id=identity.id, limit=identity.rate_limit_per_minute)
+
+
+async def acheck_rate_limit(identity: KeyIdentity) -> None:
+    """:func:`check_rate_limit` for the event loop (the database is asked in a thread)."""
+    if identity.rate_limit_per_minute:
+        await rate_limits.atake(key_id=identity.id, limit=identity.rate_limit_per_minute)

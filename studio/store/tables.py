@@ -17,7 +17,16 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "EvaluationScore",
     "Job",
     "JobPart",
+    "KeyRateWindow",
     "Model",
     "ModelCall",
     "ModelDeployment",
@@ -530,3 +540,25 @@ class ComparisonPreference(SQLModel, table=True):
     blind: bool = False
     rater: str = Field(default="you", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- key rate windows -------------------------------------------------------------
+
+
+class KeyRateWindow(SQLModel, table=True):
+    """How many requests one API key was allowed in one minute (a limited key on
+    PostgreSQL, shared by every gateway worker; see ``studio.services.rate_limits``).
+
+    ``window_start`` is the minute's start in seconds since the epoch; windows older
+    than a few minutes are deleted.
+    """
+
+    key_id: int = Field(
+        sa_column=Column(
+            Integer,
+            ForeignKey("apikey.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    window_start: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    count: int = 0
