@@ -127,10 +127,16 @@ def _public(session: Session, row: Endpoint) -> EndpointPublic:
 
 
 def _endpoint(session: Session, name: str) -> Endpoint:
-    row = session.exec(select(Endpoint).where(Endpoint.name == name.strip().lower())).first()
+    wanted = name.strip().lower()
+    # No stored name holds a control character (PostgreSQL would refuse a NUL in the query).
+    storable = wanted.isprintable() and len(wanted) <= 200
+    row = (
+        session.exec(select(Endpoint).where(Endpoint.name == wanted)).first() if storable else None
+    )
     if row is None:
+        shown = wanted if storable else repr(wanted[:60])
         raise NotFoundError(
-            f"No endpoint '{name}'.", hint="See the endpoints with `studio endpoint list`."
+            f"No endpoint '{shown}'.", hint="See the endpoints with `studio endpoint list`."
         )
     return row
 
