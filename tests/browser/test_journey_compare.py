@@ -21,36 +21,13 @@ import pytest
 from studio.models.connections import ConnectionCreate, add_connection
 from studio.services.endpoints import list_endpoints
 from studio.store import session_scope
-from tests.browser.conftest import ARTIFACTS, ROOT
+from tests.browser.conftest import ROOT
+from tests.browser.helpers import download_csv, full_shot, nav, small_sample
 from tests.providers.fakes import FaultyOpenAIServer
 
 SAMPLE = ROOT / "data" / "sentiment_texts.csv"
 ROWS = 4
 BUILTIN = "builtin/smollm2-135m-instruct"
-
-
-def _shot(page: Any, name: str) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the window to it."""
-    height = page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000"
-    )
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 12_000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / f"journey-compare-{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def _nav(page: Any, name: str) -> None:
-    page.get_by_role("link", name=name, exact=True).click()
-    page.get_by_role("heading", name=name, exact=True).wait_for(timeout=30_000)
-
-
-def _small_sample(tmp_path: Path) -> Path:
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    small = tmp_path / "small" / SAMPLE.name
-    small.parent.mkdir()
-    small.write_text("\n".join(lines[: ROWS + 1]) + "\n", encoding="utf-8")
-    return small
 
 
 def _choose(page: Any, label: str, option: str) -> None:
@@ -70,13 +47,6 @@ def _choose(page: Any, label: str, option: str) -> None:
         page.wait_for_timeout(800)
         return
     raise AssertionError(f"no option {option!r} in {label!r}")
-
-
-def _download(page: Any, label: str, path: Path) -> list[dict[str, str]]:
-    with page.expect_download(timeout=60_000) as info:
-        page.get_by_role("button", name=label).click()
-    info.value.save_as(str(path))
-    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
 
 
 @pytest.fixture
@@ -102,9 +72,9 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     # 1. The example app, and a four-row version of its dataset.
     page.get_by_role("button", name="Review sentiment").click()
     page.get_by_role("heading", name="Playground", exact=True).wait_for(timeout=60_000)
-    _nav(page, "Datasets")
+    nav(page, "Datasets")
     page.get_by_text("Add a dataset").click()
-    page.locator("input[type='file']").set_input_files(str(_small_sample(tmp_path)))
+    page.locator("input[type='file']").set_input_files(str(small_sample(SAMPLE, ROWS, tmp_path)))
     page.get_by_text(f"{ROWS} row(s), columns: text, label").wait_for(timeout=30_000)
     _choose(page, "Expected-output column", "label")
     page.get_by_role("button", name="Upload", exact=True).click()
@@ -114,7 +84,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
 
     # 2. Compare: the variant, the same prompt on the built-in model at 0 and 0.7, and on
     #    the fake provider's model; the Contains check against the label column.
-    _nav(page, "Compare")
+    nav(page, "Compare")
     page.get_by_text("No comparisons yet").wait_for(timeout=30_000)
     page.get_by_text("one-word label v1").first.wait_for(timeout=30_000)
     page.get_by_text("at least two contenders (now 1)").wait_for(timeout=30_000)
@@ -127,7 +97,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     page.get_by_role("tab", name="Text checks").click()
     page.get_by_role("checkbox", name="Contains", exact=True).check(force=True)
     page.get_by_text("expected-output column, label").wait_for(timeout=30_000)
-    _shot(page, "1-form")
+    full_shot(page, "journey-compare-1-form")
     assert "Something went wrong" not in page.content()
 
     # 3. One progress panel across the contenders, then scoring, then the summary.
@@ -136,7 +106,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     page.get_by_text("Generating the outputs").or_(
         page.get_by_text("Scoring the outputs")
     ).first.wait_for(timeout=60_000)
-    _shot(page, "2-progress")
+    full_shot(page, "journey-compare-2-progress")
     page.get_by_text("McNemar").first.wait_for(timeout=600_000)
     page.get_by_text(f"Rows 1 to {ROWS} of {ROWS} matching rows").wait_for(timeout=60_000)
     page.wait_for_timeout(1_500)  # charts and tables finish drawing
@@ -145,7 +115,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     assert "Something went wrong" not in page.content()
     assert "Traceback" not in page.content()
     assert "comparison=1" in page.url
-    _shot(page, "3-summary")
+    full_shot(page, "journey-compare-3-summary")
 
     # 4. Blind mode: names hidden, outputs numbered; pick winners for three rows.
     page.get_by_text("Blind mode", exact=True).click()
@@ -158,10 +128,10 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     page.get_by_text("Your choice: a tie").wait_for(timeout=30_000)
     page.get_by_text("3 row(s) judged, 1 tie(s)").wait_for(timeout=30_000)
     page.wait_for_timeout(1_000)
-    _shot(page, "4-blind")
+    full_shot(page, "journey-compare-4-blind")
 
     # 5. Both downloads.
-    rows = _download(page, "Download rows (CSV)", tmp_path / "rows.csv")
+    rows = download_csv(page, "Download rows (CSV)", tmp_path / "rows.csv")
     assert len(rows) == ROWS
     expected = list(csv.DictReader(io.StringIO(SAMPLE.read_text(encoding="utf-8"))))[:ROWS]
     assert [r["text"] for r in rows] == [e["text"] for e in expected]
@@ -169,7 +139,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     assert len(verdict_columns) == 4
     assert all(r[c] in ("pass", "fail") for r in rows for c in verdict_columns)
     assert sum(1 for r in rows if r["preferred"]) == 3
-    summary = _download(page, "Download summary and tests (CSV)", tmp_path / "summary.csv")
+    summary = download_csv(page, "Download summary and tests (CSV)", tmp_path / "summary.csv")
     assert [s["contender"] for s in summary] == ["A", "B", "C", "D"]
     assert all("McNemar" in s["sentence"] for s in summary[1:])
 
@@ -185,7 +155,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     page.get_by_role("button", name="Deploy the winner").click()
     page.get_by_text("to endpoint 'review-sentiment-").wait_for(timeout=60_000)
     assert "Something went wrong" not in page.content()
-    _shot(page, "5-deployed")
+    full_shot(page, "journey-compare-5-deployed")
     with session_scope() as session:
         endpoints = list_endpoints(session=session, app=1)
     assert len(endpoints) == 1 and endpoints[0].active

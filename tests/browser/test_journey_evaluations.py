@@ -16,36 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, ROOT
+from tests.browser.conftest import ROOT
+from tests.browser.helpers import download_csv, full_shot, nav, small_sample
 
 SAMPLE = ROOT / "data" / "sentiment_texts.csv"
 ROWS = 4
 VERDICTS = {"pass", "fail", "error"}
-
-
-def _shot(page: Any, name: str) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the window to it."""
-    height = page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000"
-    )
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 12_000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / f"journey-eval-{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def _nav(page: Any, name: str) -> None:
-    page.get_by_role("link", name=name, exact=True).click()
-    page.get_by_role("heading", name=name, exact=True).wait_for(timeout=30_000)
-
-
-def _small_sample(tmp_path: Path) -> Path:
-    """The example's first rows, under the example's file name (a new version of it)."""
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    small = tmp_path / "small" / SAMPLE.name
-    small.parent.mkdir()
-    small.write_text("\n".join(lines[: ROWS + 1]) + "\n", encoding="utf-8")
-    return small
 
 
 def _tick(page: Any, tab: str, evaluator: str) -> None:
@@ -79,13 +55,6 @@ def _fill(page: Any, label: str, value: str) -> None:
     page.wait_for_timeout(500)
 
 
-def _download(page: Any, label: str, path: Path) -> list[dict[str, str]]:
-    with page.expect_download(timeout=60_000) as info:
-        page.get_by_role("button", name=label).click()
-    info.value.save_as(str(path))
-    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-
-
 @pytest.mark.builtin_models
 def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     studio_url: str, page: Any, tmp_path: Path
@@ -98,9 +67,9 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     page.get_by_role("heading", name="Playground", exact=True).wait_for(timeout=60_000)
 
     # 2. A four-row version of its dataset keeps the built-in model's work short.
-    _nav(page, "Datasets")
+    nav(page, "Datasets")
     page.get_by_text("Add a dataset").click()
-    page.locator("input[type='file']").set_input_files(str(_small_sample(tmp_path)))
+    page.locator("input[type='file']").set_input_files(str(small_sample(SAMPLE, ROWS, tmp_path)))
     page.get_by_text(f"{ROWS} row(s), columns: text, label").wait_for(timeout=30_000)
     _choose(page, "Expected-output column", "label")
     page.get_by_role("button", name="Upload", exact=True).click()
@@ -109,7 +78,7 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     )
 
     # 3. On Evaluations, the first evaluation's form is open with the example's variant.
-    _nav(page, "Evaluations")
+    nav(page, "Evaluations")
     page.get_by_text("No evaluations yet").wait_for(timeout=30_000)
     page.get_by_text("one-word label v1").first.wait_for(timeout=30_000)
     _tick(page, "Metrics and labels", "Classification")
@@ -128,7 +97,7 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     )
     judge = page.get_by_role("combobox", name="Model", exact=True)
     assert judge.input_value() == "builtin/smollm2-135m-instruct"  # the default judge
-    _shot(page, "1-form")
+    full_shot(page, "journey-eval-1-form")
     assert "Something went wrong" not in page.content()
 
     # 4. Evaluate: the run is generated first, then the outputs are scored, with progress.
@@ -138,7 +107,7 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
         page.get_by_text("Scoring the outputs")
     )
     progress.first.wait_for(timeout=60_000)
-    _shot(page, "2-progress")
+    full_shot(page, "journey-eval-2-progress")
     page.get_by_role("button", name="Download results (wide CSV)").wait_for(timeout=600_000)
     page.wait_for_timeout(1_500)  # the chart and tables finish drawing
 
@@ -150,11 +119,11 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     page.get_by_text("Each point is one finished evaluation").wait_for()
     assert "Something went wrong" not in page.content()
     assert "Traceback" not in page.content()
-    _shot(page, "3-report")
+    full_shot(page, "journey-eval-3-report")
     assert "evaluation=1" in page.url  # a link to this report card
 
     # 6. Both downloads: one line per row (wide), one per row and evaluator (long).
-    wide = _download(page, "Download results (wide CSV)", tmp_path / "wide.csv")
+    wide = download_csv(page, "Download results (wide CSV)", tmp_path / "wide.csv")
     expected = list(csv.DictReader(io.StringIO(SAMPLE.read_text(encoding="utf-8"))))[:ROWS]
     assert [r["row"] for r in wide] == [str(i) for i in range(1, ROWS + 1)]
     assert [r["text"] for r in wide] == [e["text"] for e in expected]
@@ -166,7 +135,7 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
         assert all(r[f"A {evaluator} reason"].strip() for r in wide), evaluator
     assert all(r["A output"].strip() for r in wide), "every row has an output"
 
-    long = _download(page, "Download results (long CSV)", tmp_path / "long.csv")
+    long = download_csv(page, "Download results (long CSV)", tmp_path / "long.csv")
     assert len(long) == ROWS * 3
     assert {r["evaluator"] for r in long} == {"classification", "length", "llm_judge"}
     assert {r["pass"] for r in long} <= VERDICTS
