@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from studio.core.errors import ConfigError, NotFoundError, StudioError
 from studio.core.templates import PromptTemplate
 from studio.services.evaluation_runs import add_runs, contender_runs
-from studio.services.evaluations import EvaluatorConfig, create_evaluation
+from studio.services.evaluations import EvaluatorConfig, contender_key, create_evaluation
 from studio.services.runs import RunConfig, create_run
 from studio.services.variants import get_version as get_variant_version
 from studio.services.variants import version_config
@@ -183,10 +183,6 @@ def _resolve(
     return contenders, missing
 
 
-def _key(index: int) -> str:
-    return chr(ord("A") + index) if index < 26 else f"C{index}"
-
-
 def create_comparison(
     *,
     session: Session,
@@ -218,7 +214,7 @@ def create_comparison(
         concurrency,
     )  # fmt: skip
     by_index = dict(zip(order, resolved, strict=True))
-    stored = [{"key": _key(i), **by_index[i]} for i in range(len(contenders))]
+    stored = [{"key": contender_key(i), **by_index[i]} for i in range(len(contenders))]
     if len({c["run_id"] for c in stored}) < len(stored):
         raise ConflictContenders()
     evaluation_id = None
@@ -233,7 +229,7 @@ def create_comparison(
         name=(name.strip() or " vs ".join(c["label"] for c in stored))[:200],
         dataset_version_id=dataset_version_id,
         contenders=stored,
-        baseline=_key(baseline),
+        baseline=contender_key(baseline),
         evaluation_id=evaluation_id,
         actor=actor,
     )
@@ -276,7 +272,7 @@ def add_contender(
         session, comparison.app_id, comparison.dataset_version_id, [contender], prompt,
         concurrency,
     )  # fmt: skip
-    entry = {"key": _key(len(comparison.contenders)), **resolved[0]}
+    entry = {"key": contender_key(len(comparison.contenders)), **resolved[0]}
     if entry["run_id"] in {c["run_id"] for c in comparison.contenders}:
         raise ConflictContenders()
     comparison.contenders = [*comparison.contenders, entry]

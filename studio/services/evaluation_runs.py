@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConfigError, NotFoundError, StudioError
-from studio.services.evaluations import contender_label, get_evaluation
+from studio.services.evaluations import contender_key, contender_label, get_evaluation
 from studio.services.runs import RunConfig, create_run
 from studio.services.variants import get_variant, history, latest_version, version_config
 from studio.store.tables import Evaluation, Run, VariantVersion
@@ -116,9 +116,13 @@ def add_runs(*, session: Session, evaluation_id: int, run_ids: list[int]) -> Eva
             )
         if run_id in have:
             continue
-        i = len(contenders)
-        key = chr(ord("A") + i) if i < 26 else f"C{i}"
-        contenders.append({"key": key, "run_id": run_id, "label": contender_label(session, run)})
+        contenders.append(
+            {
+                "key": contender_key(len(contenders)),
+                "run_id": run_id,
+                "label": contender_label(session, run),
+            }
+        )
         have.add(run_id)
     evaluation.contenders = contenders
     evaluation.status = "pending"

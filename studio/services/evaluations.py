@@ -48,6 +48,7 @@ __all__ = [
     "EvaluationData",
     "EvaluatorConfig",
     "LayerModels",
+    "contender_key",
     "contender_label",
     "create_evaluation",
     "evaluate_sync",
@@ -114,6 +115,11 @@ def _configs(configs: Sequence[EvaluatorConfig], columns: list[str]) -> list[dic
     return stored
 
 
+def contender_key(index: int) -> str:
+    """A, B, C, ... for the contenders in order (C26, C27, ... past Z)."""
+    return chr(ord("A") + index) if index < 26 else f"C{index}"
+
+
 def contender_label(session: Session, run: Run) -> str:
     if run.variant_version_id is not None:
         version = session.get(VariantVersion, run.variant_version_id)
@@ -153,7 +159,7 @@ def create_evaluation(
     assert dataset is not None
     contenders = [
         {
-            "key": chr(ord("A") + i) if i < 26 else f"C{i}",
+            "key": contender_key(i),
             "run_id": r.id,
             "label": contender_label(session, r),
         }
