@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from studio.core.errors import ProviderRequestError, ProviderUnavailableError
+from studio.core.errors import ProviderRequestError, ProviderUnavailableError, StudioError
 from studio.core.schemas import (
     ActionContext,
     AgentAction,
@@ -58,6 +58,7 @@ from studio.providers.openai_wire import (
 __all__ = ["PROVIDER", "OpenAIProvider"]
 
 log = logging.getLogger(__name__)
+DRAIN_AFTER_DONE_S = 0.5  # how long a finished stream waits for its body to end
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
@@ -315,6 +316,12 @@ class OpenAIProvider(HTTPProvider):
                     return
                 if event.data.strip() == "[DONE]":
                     done = True
+                    # The body's end follows [DONE] at once: reading it (briefly) lets the
+                    # keep-alive pool reuse the connection instead of closing a half-read one.
+                    with suppress(TimeoutError, StudioError):
+                        async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                            async for _rest in events:
+                                pass
                     break
                 try:
                     data = json.loads(event.data)
