@@ -462,6 +462,9 @@ def bench_stats(rows: int, figures: Figures) -> None:
 
 
 def main() -> None:
+    from studio.core.identity import OPERATOR, set_actor
+
+    set_actor(OPERATOR)  # the bench sets up the studio as the CLI does (an administrator)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)

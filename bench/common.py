@@ -9,6 +9,12 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
+from studio.core.identity import OPERATOR, set_actor
+
+# Benchmarks set the studio up and call its services directly, as the CLI does: they act
+# as the local operator (the services refuse a caller nobody named).
+set_actor(OPERATOR)
+
 __all__ = ["CHAT_ANSWER", "Row", "machine", "report", "run_child", "table"]
 
 # A small OpenAI chat-completion answer, as the local backends of the benchmarks send it.

@@ -38,6 +38,8 @@ BENCHES = [
     ("Deterministic evaluators", "bench.bench_evaluators", []),
     ("LLM-judge evaluation", "bench.bench_eval_judge", []),
     ("Compare page", "bench.bench_compare", []),
+    ("Knowledge bases", "bench.bench_knowledge", []),
+    ("Fine-tuning", "bench.bench_finetune", []),
 ]
 
 

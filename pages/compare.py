@@ -61,7 +61,7 @@ if not datasets:
     )
     link_to("pages/datasets.py", "Go to Datasets", ":material/table:")
     st.stop()
-if not variants:
+if not variants and not comparisons:
     st.info(
         f"'{app.name}' has no saved variant yet, so there is no prompt to compare. In the "
         "Playground, write a prompt and save it as a variant; then come back here to try it on "
@@ -71,7 +71,13 @@ if not variants:
     st.stop()
 
 with st.expander("New comparison", expanded=not comparisons, icon=":material/compare:"):
-    new_comparison_form(app.id, datasets, variants)
+    if variants:
+        new_comparison_form(app.id, datasets, variants)
+    else:  # only comparisons made elsewhere so far (e.g. a fine-tuned model with its base)
+        st.info(
+            f"'{app.name}' has no saved variant yet. Write a prompt in the Playground and save "
+            "it as a variant to compare it here on other models or against other variants."
+        )
 
 if not comparisons:
     st.info(

@@ -1,4 +1,5 @@
-"""Jobs: the long work running and queued (runs, evaluations), who started it, progress, Cancel."""
+"""Jobs: the long work running and queued (runs, evaluations, ingestion), who started it,
+progress, Cancel."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from studio.ui.pickers import link_to
 page_header(
     "Jobs",
     "Long work runs as jobs: a run is split into parts that the studio's workers share "
-    "(or this studio process, with the default SQLite database), and an evaluation scores "
-    "its outputs. Progress counts the rows (or scores) saved by every worker; Cancel stops "
-    "a job everywhere within a second or two.",
+    "(or this studio process, with the default SQLite database), an evaluation scores "
+    "its outputs, an ingestion reads documents into a knowledge base and embeds their "
+    "chunks, and a fine-tuning job trains a new model in its own worker. Progress counts "
+    "the rows (or scores, chunks, training steps) saved by every worker; Cancel stops a "
+    "job everywhere within a second or two.",
 )
 db_ready()
 if "jobs_finished" not in st.session_state:
@@ -31,14 +34,24 @@ def _job(job: JobView) -> None:
     with st.container(border=True):
         who = f"started by {job.actor or 'unknown'}"
         where = "studio workers" if job.executor == "queue" else "the studio process"
-        st.markdown(f"**Job {job.id}** · {job.title} · {job.state} · {who} · executed by {where}")
+        title = {
+            "ingestion": f"knowledge base {job.subject_id}",
+            "finetuning": f"fine-tuning on dataset version {job.subject_id}",
+        }.get(job.kind, job.title)
+        if job.kind == "finetuning":
+            where = "its own fine-tuning worker"
+        st.markdown(f"**Job {job.id}** · {title} · {job.state} · {who} · executed by {where}")
         fraction = job.done / job.total if job.total else (0.0 if job.active else 1.0)
-        unit = "scores" if job.kind == "evaluation" else "rows"
-        text = (
-            f"{job.done} of {job.total} {unit} · {job.errors} error"
-            f"{'s' if job.errors != 1 else ''} · part {job.parts_done} of {job.parts} done · "
-            f"{job.elapsed_s:.0f} s"
-        )
+        unit = {"evaluation": "scores", "ingestion": "chunks embedded",
+                "finetuning": "training steps"}.get(job.kind, "rows")  # fmt: skip
+        text = f"{job.done} of {job.total} {unit}"
+        if job.kind == "finetuning":  # one worker, no parts; its loss curve is on its page
+            text += f" · {job.elapsed_s:.0f} s · loss curves on the Fine-tuning page"
+        else:
+            text += (
+                f" · {job.errors} error{'s' if job.errors != 1 else ''} · "
+                f"part {job.parts_done} of {job.parts} done · {job.elapsed_s:.0f} s"
+            )
         st.progress(min(fraction, 1.0), text=text)
         if job.error:
             st.error(job.error)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from studio.core.settings import get_settings
+from studio.core.identity import current_actor
 from studio.ui import db_ready, page_header
 from studio.ui.models_connections import render_connections
 from studio.ui.models_custom import render_custom_models
@@ -27,15 +27,21 @@ page_header(
 )
 db_ready()
 
-TABS: dict[str, Callable[[], None]] = {
-    "Model zoo": render_zoo,
-    "Try it": render_try,
-    "Connections": render_connections,
-    "Custom models": render_custom_models,
-}
-if get_settings().admin_mode:
+# Provider connections, creating models and templates are for administrators: members see
+# and call every model, and a sentence says who manages the rest.
+ADMIN = current_actor().is_admin
+TABS: dict[str, Callable[[], None]] = {"Model zoo": render_zoo, "Try it": render_try}
+if ADMIN:
+    TABS["Connections"] = render_connections
+    TABS["Custom models"] = render_custom_models
     TABS["Templates"] = render_templates
 TABS["Usage"] = render_usage
+
+if not ADMIN:
+    st.caption(
+        "Provider connections, creating models, model templates and prices are managed by "
+        "the studio's administrators; ask one to connect a provider or add a model."
+    )
 
 if st.session_state.get("models_tab") not in TABS:
     st.session_state.models_tab = "Model zoo"

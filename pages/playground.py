@@ -27,6 +27,7 @@ from studio.ui.playground_editor import (
     prompt_editor,
     variables_panel,
 )
+from studio.ui.playground_retrieval import retrieval_editor
 from studio.ui.playground_run import (
     concurrency_caption,
     progress_panel,
@@ -173,6 +174,8 @@ with edit:
     st.subheader("Model")
     model_picker()
     parameters_editor()
+    st.subheader("Retrieval")
+    retrieval_editor(app.id)
 with preview:
     st.subheader("Preview")
     prompt_ok = variables_panel(columns, rows)
@@ -188,6 +191,7 @@ with preview:
                         model=config.model,
                         prompt=config.prompt,
                         parameters=config.parameter_dict(),
+                        retrieval=config.retrieval,
                     ),
                     row=row,
                 )
@@ -247,6 +251,7 @@ def _generate() -> None:
             concurrency=int(st.session_state.get("pg_concurrency", CONCURRENCY)),
             samples=int(st.session_state.get("pg_samples", 1)),
             use_cache=not st.session_state.get("pg_fresh", False),
+            retrieval=config.retrieval,
         )
         with studio_session() as session:
             run = create_run(

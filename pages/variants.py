@@ -223,8 +223,10 @@ def _version_picker(label: str, key: str, default: int, help: str | None = None)
     return chosen
 
 
-history_tab, compare_tab, edit_tab, manage_tab = st.tabs(
-    ["History", "Compare versions", "Edit and save a new version", "Fork, rename, archive"]
+history_tab, compare_tab, edit_tab, manage_tab = st.tabs(  # tracked: reruns keep the tab
+    ["History", "Compare versions", "Edit and save a new version", "Fork, rename, archive"],
+    key="variants_tab",
+    on_change="rerun",
 )
 
 with history_tab:

@@ -63,5 +63,7 @@ def drop(base: str, db_url: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "create":
         print(create(sys.argv[2]))
-    else:
+    elif len(sys.argv) > 3:
         drop(sys.argv[2], sys.argv[3])
+    else:  # drop URL: connect to the same server's "postgres" database to drop it
+        drop(sys.argv[2].rpartition("/")[0] + "/postgres", sys.argv[2])

@@ -22,6 +22,7 @@ from sqlmodel import Session, SQLModel
 
 import studio.store.tables  # noqa: F401
 from studio.cli import main
+from studio.core.identity import OPERATOR, reset_actor, set_actor
 from studio.core.schemas import (
     AgentRequest,
     AgentResponse,
@@ -70,12 +71,17 @@ def studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         _empty_postgres(PG_URL)
     else:
         monkeypatch.delenv("DATABASE_URL", raising=False)
+    # Tests act as the local operator (as the CLI does) and the UI runs without sign-in
+    # (STUDIO_AUTH=none, loopback); the accounts tests set a person or STUDIO_AUTH=local.
+    monkeypatch.setenv("STUDIO_AUTH", "none")
     monkeypatch.chdir(tmp_path)  # no stray .env is read
+    actor_token = set_actor(OPERATOR)
     reset_settings()
     reset_engine()
     clear_provider_cache()
     st.cache_data.clear()  # pages cache rows by id; ids repeat in each test's fresh database
     yield home
+    reset_actor(actor_token)
     reset_engine()
     reset_settings()
     clear_provider_cache()
@@ -89,9 +95,9 @@ def session() -> Iterator[Session]:
 
 
 @pytest.fixture
-def admin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STUDIO_ADMIN", "1")
-    reset_settings()
+def admin() -> None:
+    """No-op kept for the tests that ask for it: tests act as the local operator (an
+    administrator) already, and STUDIO_ADMIN is gone (the admin role replaced it)."""
 
 
 class MockProvider(Provider):

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from studio.store import session_scope
-from studio.store.tables import ProviderConnection
+from studio.store.tables import AuditEvent, ProviderConnection
 
 
 def _write(tmp_path: Path, name: str, data: Any) -> str:
@@ -33,19 +34,25 @@ def test_show_model_schemas_prints_all_five_types(cli: Any) -> None:
     assert {"EMBEDDING", "RERANKING", "COMPLETION", "CHAT_COMPLETION", "AGENT"} <= set(schemas)
 
 
-def test_template_create_outside_admin_mode_exits_with_one_line(cli: Any, tmp_path: Path) -> None:
+def test_template_create_works_as_the_local_operator_and_is_audited(
+    cli: Any, tmp_path: Path
+) -> None:
+    """No admin setting any more: the CLI acts as the local operator (an administrator),
+    and the audit log says so."""
     path = _write(
         tmp_path,
         "t.json",
         {"name": "t", "model_type": "EMBEDDING", "runtime": "sentence-transformers"},
     )
     result = cli("model-template", "create", path)
-    assert result.code == 1
-    assert result.err.strip().startswith("error: Only admins can create model templates.")
-    assert len(result.err.strip().splitlines()) == 1
+    assert result.code == 0, result.err
+    with session_scope() as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.target_kind == "model-template"))
+        made = [(e.action, e.target_name, e.actor, e.origin) for e in events]
+    assert made == [("create", "t", "local operator", "cli")]
 
 
-def test_template_then_model_with_missing_parameter(cli: Any, tmp_path: Path, admin: None) -> None:
+def test_template_then_model_with_missing_parameter(cli: Any, tmp_path: Path) -> None:
     tpl = {
         "name": "custom_reranking_model_template",
         "model_type": "RERANKING",

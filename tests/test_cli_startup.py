@@ -49,8 +49,9 @@ def _run_in_fresh_interpreter(commands: list[list[str]], home: Path) -> dict[str
         "        code = 0\n"
         "sys.stdout.flush()\n"
         f"names = {list(HEAVY + CLI_MODULES)!r}\n"
-        "print(json.dumps({'code': code, 'loaded': [n for n in names if n in sys.modules]}),"
-        " file=sys.stderr)\n"
+        "extra = [n for n in ('sqlalchemy', 'sqlmodel', 'pydantic') if n in sys.modules]\n"
+        "print(json.dumps({'code': code, 'loaded': [n for n in names if n in sys.modules],"
+        " 'extra': extra}), file=sys.stderr)\n"
     )
     env = {**os.environ, "STUDIO_HOME": str(home)}
     env.pop("DATABASE_URL", None)
@@ -114,7 +115,10 @@ def test_app_list_imports_neither_pandas_nor_the_model_layer(tmp_path: Path) -> 
     report = _imported_after(["app", "list", "--json"], tmp_path)
     assert report["code"] == 0
     assert json.loads(report["out"]) == []
-    assert report["loaded"] == ["studio.cli.apps"]  # at head: no Alembic either
+    # at head, the list is read straight from the driver: no command module, no Alembic,
+    # not even SQLAlchemy (studio.cli.quick)
+    assert report["loaded"] == []
+    assert "sqlalchemy" not in report["extra"]
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,12 @@ from streamlit.testing.v1 import AppTest
 from studio.core.errors import RevokedApiKeyError, StudioError
 from studio.core.settings import reset_settings
 from studio.gateway import server
-from studio.services import api_keys, endpoint_calls, endpoints
+from studio.services import api_keys, endpoint_calls, endpoints, members, users
 from studio.services.apps import create_app
 from studio.services.datasets import upload_dataset
 from studio.store import session_scope
 from studio.ui import gateway_url
+from studio.ui.deploy_keys import SCOPE_HELP
 from tests.gateway.conftest import make_variant, save_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,6 +249,7 @@ def test_a_new_key_is_shown_once_then_only_its_prefix(mock_provider: Any) -> Non
     assert list(table["Name"]) == ["website"]
     assert list(table["Key"]) == [secret[:14] + "…"]
     assert list(table["Requests/minute"]) == ["30"] and list(table["Status"]) == ["active"]
+    assert list(table["Scopes"]) == ["invoke"]
     assert list(table["Last used"]) == ["never"]
     assert secret not in _snippet(at, "curl ")  # placeholders unless asked
 
@@ -261,6 +263,47 @@ def test_a_new_key_is_shown_once_then_only_its_prefix(mock_provider: Any) -> Non
     assert "deploy_new_key" not in at.session_state
     assert "$STUDIO_API_KEY" in _snippet(at, "curl ")
     assert list(_table(at, "keys")["Key"]) == [secret[:14] + "…"]
+
+
+def test_a_key_gets_the_scopes_picked(mock_provider: Any) -> None:
+    _app()
+    at = _deploy(_open(), "email")
+    picker = at.multiselect(key="deploy_key_scopes")
+    assert picker.value == ["invoke"]  # the default
+    assert picker.options == [SCOPE_HELP[s] for s in ("invoke", "models", "manage")]  # admin
+    picker.set_value(["invoke", "models"])
+    at.button(key="deploy_key_create").click().run()
+    _ok(at)
+    secret = next(c for c in _codes(at) if c.startswith("sk-studio-"))
+    assert api_keys.verify_key(secret=secret).scopes == {"invoke", "models"}
+    assert list(_table(at, "keys")["Scopes"]) == ["invoke, models"]
+    assert at.multiselect(key="deploy_key_scopes").value == ["invoke"]  # reset for the next
+
+
+def test_a_member_is_not_offered_the_manage_scope(
+    mock_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = _app()
+    monkeypatch.setenv("STUDIO_AUTH", "local")
+    reset_settings()
+    with session_scope() as session:
+        users.create_user(session=session, name="ada", password="a long password 1", role="admin")
+        mia = users.create_user(
+            session=session, name="mia", password="a long password 1", role="member"
+        )
+        members.add_member(session=session, app=app_id, user=mia.id)
+        token = users.start_session(session=session, user_id=mia.id)
+    at = AppTest.from_file(DEPLOY, default_timeout=60)
+    at.session_state["studio_session_token"] = token
+    at.run()
+    _ok(at)
+    picker = at.multiselect(key="deploy_key_scopes")
+    assert picker.options == [SCOPE_HELP["invoke"], SCOPE_HELP["models"]]
+    picker.set_value(["models"])
+    at.button(key="deploy_key_create").click().run()
+    _ok(at)
+    secret = next(c for c in _codes(at) if c.startswith("sk-studio-"))
+    assert api_keys.verify_key(secret=secret).scopes == {"models"}
 
 
 def test_the_key_is_forgotten_when_the_user_leaves_the_page(mock_provider: Any) -> None:

@@ -447,9 +447,9 @@ def test_llama_cpp_model_from_the_builtin_gguf_reaches_ready_and_answers() -> No
 # -- templates (admin) --------------------------------------------------------------------------
 
 
-def test_templates_tab_only_in_admin_mode() -> None:
-    at = _app().run()
-    assert "Templates" not in [t.label for t in at.tabs]
+def test_templates_tab_for_the_local_administrator() -> None:
+    # Members do not see it: tests/test_pages_auth.py (the models page per role).
+    assert "Templates" in [t.label for t in _app().run().tabs]
 
 
 def test_admin_creates_a_template_from_json_and_sees_its_schema(admin: None) -> None:

@@ -16,6 +16,7 @@ from studio.core.errors import (
     ProviderUnavailableError,
     RequestValidationError,
 )
+from studio.core.identity import Actor, acting_as
 from studio.core.schemas import ChatCompletionResponse, Message, parse_document
 from studio.models import registry
 from studio.models.specs import ModelCreate, TemplateCreate
@@ -51,12 +52,19 @@ def test_builtin_models_are_listed_ready_and_immutable(session: Session) -> None
         registry.delete_model(session=session, ref="builtin/all-minilm-l6-v2")
 
 
-def test_templates_need_admin_mode(session: Session) -> None:
-    with pytest.raises(PermissionDeniedError, match="STUDIO_ADMIN=1"):
-        registry.create_template(session=session, data=TemplateCreate.model_validate(TEMPLATE))
+def test_templates_need_the_admin_role(session: Session) -> None:
+    data = TemplateCreate.model_validate(TEMPLATE)
+    member = Actor(kind="user", name="mia", role="member", user_id=7)
+    with acting_as(member), pytest.raises(PermissionDeniedError) as refused:
+        registry.create_template(session=session, data=data)
+    assert str(refused.value).startswith("Only administrators can create model templates.")
+    admin = Actor(kind="user", name="ada", role="admin", user_id=8)
+    with acting_as(admin):
+        made = registry.create_template(session=session, data=data)
+    assert made.name == TEMPLATE["name"]
 
 
-def test_template_create_and_model_parameters_validated(session: Session, admin: None) -> None:
+def test_template_create_and_model_parameters_validated(session: Session) -> None:
     tpl = registry.create_template(session=session, data=TemplateCreate.model_validate(TEMPLATE))
     assert tpl.model_creation_parameters_schema["parameters"][0]["name"] == "MODEL_PATH"
 

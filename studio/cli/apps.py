@@ -17,8 +17,19 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session, SQLModel
 
+from studio.cli.app_members import member_app
 from studio.cli.output import JsonOpt, print_json, table
+from studio.cli.variant_retrieval import (
+    HybridOpt,
+    KbOpt,
+    QueryOpt,
+    RerankerOpt,
+    TopKOpt,
+    retrieval_doc,
+    variant_retrieval,
+)
 from studio.core.errors import ConfigError, NotFoundError, StudioError
+from studio.core.ids import row_id
 from studio.services.apps import create_app, get_app, list_apps
 from studio.store import session_scope
 from studio.store.tables import Dataset, Run
@@ -36,6 +47,7 @@ run_app = typer.Typer(
 )
 
 AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
+app_app.add_typer(member_app, name="member")  # studio app member add|remove|list
 
 
 def register_app_commands(app: typer.Typer) -> None:
@@ -202,9 +214,15 @@ def variant_create(
     max_tokens: Annotated[int | None, typer.Option(help="Upper bound on tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Temperature in [0, 1].")] = None,
     note: Annotated[str, typer.Option(help="A note on this version.")] = "",
+    kb: KbOpt = None,
+    query_template: QueryOpt = None,
+    top_k: TopKOpt = None,
+    reranker: RerankerOpt = None,
+    hybrid: HybridOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a variant: a model and a prompt template over the dataset's columns."""
+    """Create a variant: a model and a prompt template over the dataset's columns
+    (with --kb, a retrieval step fills {{context}} from a knowledge base)."""
     from studio.services.variants import create_variant, parse_config
 
     if (prompt is None) == (prompt_file is None):
@@ -219,16 +237,20 @@ def variant_create(
     else:
         prompt_doc = {"kind": "completion", "template": text}
     params = {"max_tokens": max_tokens, "temperature": temperature}
-    config = parse_config(
-        {
-            "model": model,
-            "prompt": prompt_doc,
-            "parameters": {k: v for k, v in params.items() if v is not None},
-        }
-    )
     with session_scope() as session:
+        app_id = _app_id(session, app_ref)
+        config = parse_config(
+            {
+                "model": model,
+                "prompt": prompt_doc,
+                "parameters": {k: v for k, v in params.items() if v is not None},
+                "retrieval": retrieval_doc(
+                    session, app_id, kb, query_template, top_k, reranker, hybrid
+                ),
+            }
+        )
         version = create_variant(
-            session=session, app_id=_app_id(session, app_ref), name=name, config=config, note=note
+            session=session, app_id=app_id, name=name, config=config, note=note
         )
         info = _version_info(version)
     if as_json:
@@ -289,6 +311,8 @@ def variant_history(name: str, app_ref: AppOpt, as_json: JsonOpt = False) -> Non
     )
 
 
+variant_app.command("retrieval")(variant_retrieval)
+
 # -- runs -------------------------------------------------------------------------------
 
 
@@ -297,8 +321,8 @@ def _dataset_version_id(session: Session, app_id: int, ref: str) -> int:
     from studio.services.datasets import get_version, upload_dataset
 
     path = Path(ref)
-    if ref.strip().isdigit() and not path.is_file():
-        version = get_version(session=session, version_id=int(ref))
+    if row_id(ref) is not None and not path.is_file():
+        version = get_version(session=session, version_id=row_id(ref) or 0)
         dataset = session.get(Dataset, version.dataset_id)
         if dataset is None or dataset.app_id != app_id:
             raise NotFoundError(

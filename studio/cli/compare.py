@@ -23,7 +23,7 @@ from studio.cli.output import JsonOpt, print_json, table
 from studio.core.errors import ConfigError, StudioError
 from studio.store import session_scope
 
-__all__ = ["register_compare_commands"]
+__all__ = ["finish_comparison", "register_compare_commands"]
 
 
 def register_compare_commands(app: typer.Typer) -> None:
@@ -92,11 +92,6 @@ def compare(
     """Compare variants and models on one dataset, with paired tests."""
     from studio.cli.apps import _app_id, _dataset_version_id
     from studio.cli.evals import _configs
-    from studio.services.comparison_export import (
-        export_comparison_rows,
-        export_comparison_summary,
-    )
-    from studio.services.comparison_summary import comparison_summary
     from studio.services.comparisons import create_comparison, parse_contender
 
     specs = [parse_contender(text) for text in contender]
@@ -109,6 +104,24 @@ def compare(
             evaluators=configs, baseline=baseline - 1, actor="cli",
         )  # fmt: skip
         comparison_id, evaluation_id = comparison.id or 0, comparison.evaluation_id
+    finish_comparison(comparison_id, evaluation_id, missing, concurrency, out_path, as_json)
+
+
+def finish_comparison(
+    comparison_id: int,
+    evaluation_id: int | None,
+    missing: list[int],
+    concurrency: int,
+    out_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Generate the missing runs, score them, print the summary (and write the CSVs)."""
+    from studio.services.comparison_export import (
+        export_comparison_rows,
+        export_comparison_summary,
+    )
+    from studio.services.comparison_summary import comparison_summary
+
     _follow_runs(missing)
     if evaluation_id is not None:
         _score(evaluation_id, concurrency)

@@ -140,6 +140,18 @@ def _print_card(card: ReportCard, labels: dict[str, str]) -> None:
         ["contender", "evaluator", "judged", "passed", "pass rate", "95% CI", "mean", "errors"],
         rows,
     )
+    for line in card.lines:
+        figure = line.extra.get("retrieval")
+        if not figure:
+            continue
+        name = str(figure["figure"]).replace("@k", f"@{figure['k']}" if figure.get("k") else "@k")
+        fmt = "{:.2f}" if figure["figure"] == "MRR" else "{:.0%}"
+        low, high = fmt.format(figure["low"]), fmt.format(figure["high"])
+        typer.echo(
+            f"{labels.get(line.contender, line.contender)} · {line.evaluator}: {name} "
+            f"{fmt.format(figure['estimate'])} (95% CI {low} to {high}) over {figure['rows']} "
+            f"row(s); {line.errors} not judged (no retrieval data or no expected document)."
+        )
     typer.echo(
         "The 95% CI is the range the true pass rate most likely lies in, given this many rows; "
         "'overall' passes an output only when every evaluator passed it; errors are outputs an "

@@ -1,6 +1,7 @@
-"""``studio deploy``, ``studio endpoint``, ``studio key`` and ``studio serve``.
+"""``studio deploy``, ``studio endpoint``, ``studio key``, ``studio token`` and ``studio serve``.
 
-A key's plaintext is printed once, by ``studio key create``; nothing prints it again.
+A key's or token's plaintext is printed once, by ``studio key create`` or ``studio token
+create``; nothing prints it again.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ endpoint_app = typer.Typer(help="Deployed endpoints: list, history, rollback, un
 key_app = typer.Typer(
     help="API keys of the gateway (one app each, or administrative with --admin; shown once)."
 )
+token_app = typer.Typer(help="Personal access tokens: act with a user's role on a gateway.")
 
 AppOpt = Annotated[str, typer.Option("--app", help="App name or id.")]
 
 
 def register_gateway_commands(app: typer.Typer) -> None:
-    """Add deploy, endpoint, key and serve to the ``studio`` CLI."""
+    """Add deploy, endpoint, key, token and serve to the ``studio`` CLI."""
     app.command("deploy")(deploy)
     app.command("serve")(serve)
     app.add_typer(endpoint_app, name="endpoint")
     app.add_typer(key_app, name="key")
+    app.add_typer(token_app, name="token")
 
 
 def _url(name: str) -> str:
@@ -164,18 +167,35 @@ def key_create(
     rate_limit: Annotated[
         int | None, typer.Option("--rate-limit", help="Requests per minute (default: none).")
     ] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            help="Comma-separated scopes of an app key: invoke (call the app's endpoints; "
+            "the default), models (call raw models), manage (create, change and delete "
+            "models, deployments and templates).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API key (--app APP, or --admin); it is printed this once and never again."""
+    """Create an API key (--app APP [--scope ...], or --admin); it is printed this once and
+    never again."""
     from studio.services import api_keys
 
     if admin == (app is not None):
         raise typer.BadParameter(
             "give --app APP for an app key, or --admin for an administrative key (not both)"
         )
+    if admin and scope is not None:
+        raise typer.BadParameter("an administrative key has every scope; leave out --scope")
     with session_scope() as session:
         created = api_keys.create_key(
-            session=session, app=app, admin=admin, name=name, rate_limit_per_minute=rate_limit
+            session=session,
+            app=app,
+            admin=admin,
+            name=name,
+            rate_limit_per_minute=rate_limit,
+            scopes=scope,
         )
     if as_json:
         print_json({**created.key.model_dump(mode="json"), "key": created.secret})
@@ -184,7 +204,7 @@ def key_create(
     owner = (
         "an ADMINISTRATIVE key (all apps, the Models API, raw models)"
         if admin
-        else f"for app '{created.key.app_name}'"
+        else f"for app '{created.key.app_name}' with scopes {','.join(created.key.scopes)}"
     )
     out.print(
         f"Key {created.key.id} ('{created.key.name}') {owner}. Copy it now: it is not shown again.",
@@ -197,7 +217,8 @@ def key_list(
     app: Annotated[str | None, typer.Option("--app", help="Only this app's keys.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List keys (prefix, name, created, last used, revoked); never the keys themselves."""
+    """List keys (prefix, name, scopes, created, last used, revoked); never the keys
+    themselves."""
     from studio.services import api_keys
 
     with session_scope() as session:
@@ -214,13 +235,14 @@ def key_list(
 
     table(
         "API keys",
-        ["id", "app", "name", "prefix", "limit/min", "created", "last used", "revoked"],
+        ["id", "app", "name", "prefix", "scopes", "limit/min", "created", "last used", "revoked"],
         [
             [
                 r.id,
                 "(admin)" if r.is_admin else r.app_name,
                 r.name,
                 r.prefix + "…",
+                ",".join(r.scopes),
                 r.rate_limit_per_minute or "",
                 when(r.created_at),
                 when(r.last_used_at),
@@ -237,8 +259,79 @@ def key_revoke(key_id: int) -> None:
     from studio.services import api_keys
 
     with session_scope() as session:
-        row = api_keys.revoke_key(session=session, key_id=key_id)
+        row = api_keys.revoke_key(session=session, key_id=key_id, token=False)
     typer.echo(f"Revoked key {row.id} ('{row.name}', {row.prefix}…).")
+
+
+UserOpt = Annotated[str | None, typer.Option("--user", help="User name or id.")]
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option("--user", help="The user the token acts as.")],
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a personal access token for a user; it is printed this once and never again.
+    On a gateway it acts with the user's role at the time of each call."""
+    from studio.services import api_tokens
+
+    with session_scope() as session:
+        created = api_tokens.create_token(session=session, user=user, name=name)
+    if as_json:
+        print_json({**created.key.model_dump(mode="json"), "token": created.secret})
+        return
+    typer.echo(created.secret)
+    out.print(
+        f"Token {created.key.id} ('{created.key.name}') of {created.key.user_name}: it acts "
+        "with their role. Copy it now: it is not shown again.",
+        style="yellow",
+    )
+
+
+@token_app.command("list")
+def token_list(user: UserOpt = None, as_json: JsonOpt = False) -> None:
+    """List personal access tokens (everyone's, or --user NAME's); never the tokens."""
+    from studio.services import api_tokens
+
+    with session_scope() as session:
+        rows = api_tokens.list_tokens(session=session, user=user)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No personal access tokens yet. Create one: studio token create --user NAME")
+        return
+
+    def when(value: object) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""  # type: ignore[attr-defined]
+
+    table(
+        "Personal access tokens",
+        ["id", "user", "name", "prefix", "created", "last used", "revoked"],
+        [
+            [
+                r.id,
+                r.user_name,
+                r.name,
+                r.prefix + "…",
+                when(r.created_at),
+                when(r.last_used_at),
+                when(r.revoked_at),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a personal access token by id; the gateway refuses it within a second."""
+    from studio.services import api_keys
+
+    with session_scope() as session:
+        row = api_keys.revoke_key(session=session, key_id=token_id, token=True)
+    typer.echo(f"Revoked token {row.id} ('{row.name}', {row.prefix}…).")
 
 
 def serve(

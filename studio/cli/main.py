@@ -21,6 +21,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from studio.core.errors import StudioError
+from studio.core.identity import OPERATOR, set_actor
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -35,6 +36,10 @@ _APPS, _GATEWAY = "studio.cli.apps", "studio.cli.gateway"
 _JOBS = "studio.cli.jobs"
 _EVALS = "studio.cli.evals"
 _COMPARE = "studio.cli.compare"
+_USERS = "studio.cli.users"
+_REVIEWS = "studio.cli.reviews"
+_KNOWLEDGE = "studio.cli.knowledge"
+_FINETUNE = "studio.cli.finetune"
 
 #: Every top-level command: the module that registers it, and its help line (as listed).
 COMMANDS: dict[str, Entry] = {
@@ -44,7 +49,7 @@ COMMANDS: dict[str, Entry] = {
     "serve": Entry(
         _GATEWAY, "Run the gateway in the foreground (several workers may share one database)."
     ),
-    "model-template": Entry(_MODELS, "Model templates (creating them needs admin mode)."),
+    "model-template": Entry(_MODELS, "Model templates (creating them needs an administrator)."),
     "model": Entry(_MODELS, "Models: create, inspect, validate requests, execute, usage."),
     "model-group": Entry(_MODELS, "Model groups (namespaces for models)."),
     "provider": Entry(_PROVIDERS, "Provider connections (OpenAI-compatible, Anthropic, rerank)."),
@@ -66,6 +71,17 @@ COMMANDS: dict[str, Entry] = {
         _GATEWAY,
         "API keys of the gateway (one app each, or administrative with --admin; shown once).",
     ),
+    "token": Entry(_GATEWAY, "Personal access tokens: act with a user's role on a gateway."),
+    "user": Entry(_USERS, "Studio accounts: create, list, set roles, disable, reset passwords."),
+    "audit": Entry(_USERS, "The audit log: who changed users, keys, models and endpoints."),
+    "review": Entry(_REVIEWS, "Human reviews: criteria, raters, agreement, CSV export and import."),
+    "kb": Entry(_KNOWLEDGE, "Knowledge bases: documents chunked and embedded, searched by query."),
+    "chunks": Entry(
+        _KNOWLEDGE, "Rank chunks for a query (reranking model, embedding similarity or BM25)."
+    ),
+    "finetune": Entry(
+        _FINETUNE, "Fine-tuning jobs: a dataset version and a base model make a new model."
+    ),
 }
 
 #: The function each command module adds its commands with.
@@ -77,6 +93,10 @@ REGISTER: dict[str, str] = {
     _JOBS: "register_job_commands",
     _EVALS: "register_eval_commands",
     _COMPARE: "register_compare_commands",
+    _USERS: "register_user_commands",
+    _REVIEWS: "register_review_commands",
+    _KNOWLEDGE: "register_knowledge_commands",
+    _FINETUNE: "register_finetune_commands",
 }
 
 
@@ -116,7 +136,8 @@ class _LazyCommands(TyperGroup):
 app = typer.Typer(
     name="studio",
     cls=_LazyCommands,
-    help="Prompt Studio: model templates, models, deployments, execute, usage.",
+    help="Prompt Studio: model templates, models, deployments, execute, usage. The CLI acts "
+    "as the local operator (an administrator), since it runs with the database in reach.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -129,8 +150,12 @@ def _root() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns every error into one line and a non-zero exit."""
+    """Entry point: runs the app and turns every error into one line and a non-zero exit.
+
+    The CLI runs with the database in reach, so it acts as the local operator (an
+    administrator); the audit log records its changes as "local operator" from "cli"."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    set_actor(OPERATOR)
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
         code = app(args=argv, prog_name="studio", standalone_mode=False)

@@ -19,7 +19,7 @@ from studio.models import registry
 from studio.models.specs import ModelCreate, TemplateCreate
 from studio.models.usage import usage_statistics
 
-template_app = typer.Typer(help="Model templates (creating them needs admin mode).")
+template_app = typer.Typer(help="Model templates (creating them needs an administrator).")
 model_app = typer.Typer(help="Models: create, inspect, validate requests, execute, usage.")
 group_app = typer.Typer(help="Model groups (namespaces for models).")
 
@@ -65,7 +65,7 @@ def template_list(as_json: JsonOpt = False) -> None:
 
 @template_app.command("create")
 def template_create(file: Path, as_json: JsonOpt = False) -> None:
-    """Create a model template from a JSON file (admin mode: STUDIO_ADMIN=1)."""
+    """Create a model template from a JSON file (administrators; the CLI acts as one)."""
     data = parse_document(TemplateCreate, read_json(file), "model template")
     with _session() as session:
         row = registry.create_template(session=session, data=data, local=True)
@@ -84,7 +84,7 @@ def template_get(ref: str, as_json: JsonOpt = False) -> None:
 
 @template_app.command("delete")
 def template_delete(ref: str) -> None:
-    """Delete a model template no model uses (admin mode)."""
+    """Delete a model template no model uses (administrators; the CLI acts as one)."""
     with _session() as session:
         registry.delete_template(session=session, ref=ref)
     typer.echo(f"Deleted model template {ref}.")

@@ -6,7 +6,7 @@
     ├── ConfigError                  settings, connections, missing packages
     ├── NotFoundError                no such app / model / template / deployment
     ├── ConflictError                name already taken, immutable object edited
-    ├── PermissionDeniedError        admin-only action outside admin mode
+    ├── PermissionDeniedError        the caller's role, scopes or apps do not allow it
     ├── RequestValidationError       a request or JSON file breaks a schema rule
     ├── ModelNotReadyError           deployment is PENDING or FAILED
     ├── DatasetError                 a dataset file or edit that cannot be stored

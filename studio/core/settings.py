@@ -34,10 +34,19 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="SQLAlchemy URL. Default: SQLite file studio.db in STUDIO_HOME.",
     )
-    admin_mode: bool = Field(
-        default=False,
-        validation_alias="STUDIO_ADMIN",
-        description="Admin mode allows creating and deleting model templates.",
+    auth: Literal["local", "none"] = Field(
+        default="local",
+        validation_alias="STUDIO_AUTH",
+        description="'local': people sign in with studio accounts. 'none': no sign-in, the "
+        "one person at this machine is an administrator; refused unless the UI listens on "
+        "a loopback address.",
+    )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 90,
+        validation_alias="STUDIO_SESSION_HOURS",
+        description="A browser sign-in lasts this long.",
     )
     models_dir: Path | None = Field(
         default=None,

@@ -57,10 +57,11 @@ def _load() -> None:
     _loaded = True
     from studio.evaluators.metrics import EVALUATORS as METRICS
     from studio.evaluators.model_backed import EVALUATORS as MODEL_BACKED
+    from studio.evaluators.rag import EVALUATORS as RAG
     from studio.evaluators.structured import EVALUATORS as STRUCTURED
     from studio.evaluators.text import EVALUATORS as TEXT
 
-    for cls in TEXT + STRUCTURED + METRICS + MODEL_BACKED:
+    for cls in TEXT + STRUCTURED + METRICS + MODEL_BACKED + RAG:
         register(cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

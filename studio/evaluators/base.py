@@ -11,6 +11,11 @@ rates.
 Option values may name dataset columns: ``{{expected_answer}}`` is replaced by
 that row's value. A reference option left empty means the dataset's
 expected-output column (``EvalItem.reference``).
+
+An item of a run whose variant retrieves from a knowledge base also carries the
+retrieval query and the chunks retrieved for it, in rank order
+(``EvalItem.retrieved``; ``None`` when the run had no retrieval step), for the
+RAG evaluators (:mod:`studio.evaluators.rag`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ __all__ = [
     "Evaluator",
     "EvaluatorOptions",
     "ModelCaller",
+    "RetrievedChunk",
     "Verdict",
     "columns_in",
     "fill_columns",
     "problem",
+    "retrieved_chunks",
 ]
 
 COLUMN_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_ ]*?)\s*\}\}")
@@ -51,6 +58,45 @@ class EvaluatorOptions(BaseModel):
 
 
 @dataclass(frozen=True)
+class RetrievedChunk:
+    """One chunk a retrieval step returned: its id, the document's file name, its text."""
+
+    id: int | None
+    document: str
+    text: str
+    score: float | None = None
+    document_id: int | None = None
+    position: int | None = None
+
+
+def retrieved_chunks(retrieval: Mapping[str, Any] | None) -> tuple[RetrievedChunk, ...] | None:
+    """The chunks of a stored retrieval record (``RunResult.retrieval``), in rank order;
+    None when there was no retrieval step."""
+    if not isinstance(retrieval, Mapping):
+        return None
+    chunks = retrieval.get("chunks") or []
+
+    def number(value: Any, kind: type) -> Any:
+        try:
+            return None if value is None or isinstance(value, bool) else kind(value)
+        except (TypeError, ValueError):
+            return None
+
+    return tuple(
+        RetrievedChunk(
+            id=number(c.get("id"), int),
+            document=str(c.get("document") or ""),
+            text=str(c.get("text") or ""),
+            score=number(c.get("score"), float),
+            document_id=number(c.get("document_id"), int),
+            position=number(c.get("position"), int),
+        )
+        for c in chunks
+        if isinstance(c, Mapping)
+    )
+
+
+@dataclass(frozen=True)
 class EvalItem:
     """One output to judge, with what it was made from."""
 
@@ -62,6 +108,8 @@ class EvalItem:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
+    query: str | None = None  # what the retrieval step searched for
+    retrieved: tuple[RetrievedChunk, ...] | None = None  # None: no retrieval step
 
 
 @dataclass(frozen=True)

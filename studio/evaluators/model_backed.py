@@ -31,7 +31,15 @@ from studio.evaluators.base import (
     fill_columns,
 )
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "EVALUATORS", "LlmJudge", "SemanticSimilarity", "read_judge"]
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "DEFAULT_JUDGE_MODEL",
+    "EVALUATORS",
+    "LlmJudge",
+    "SemanticSimilarity",
+    "judge_messages",
+    "read_judge",
+]
 
 DEFAULT_EMBEDDING_MODEL = "builtin/all-minilm-l6-v2"
 DEFAULT_JUDGE_MODEL = "builtin/smollm2-135m-instruct"
@@ -92,6 +100,16 @@ JUDGE_SYSTEM = (
     'and nothing else: {"verdict": "pass" or "fail", "score": a number from 0 to 1, '
     '"reason": one sentence}.'
 )
+
+
+def judge_messages(parts: list[str], system: str = JUDGE_SYSTEM) -> list[dict[str, str]]:
+    """The judge's system prompt and one user message: ``parts`` (rubric, what to look at),
+    then the reply format."""
+    parts = [*parts, 'Reply with {"verdict": ..., "score": ..., "reason": ...} only.']
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
 
 
 def read_judge(reply: str, threshold: float) -> Verdict | None:
@@ -173,11 +191,7 @@ class LlmJudge(Evaluator):
         if reference:
             parts.append(f"Reference answer:\n{reference}")
         parts.append(f"Output to grade:\n{item.output}")
-        parts.append('Reply with {"verdict": ..., "score": ..., "reason": ...} only.')
-        return [
-            {"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": "\n\n".join(parts)},
-        ]
+        return judge_messages(parts)
 
     async def aevaluate(self, item: EvalItem, models: ModelCaller) -> Verdict:
         messages = self.messages(item)

@@ -59,9 +59,15 @@ def wilson_interval(passed: int, total: int, confidence: float = CONFIDENCE) -> 
     return Interval(passed / total, float(ci.low), float(ci.high))
 
 
-def mean_interval(scores: Sequence[float], confidence: float = CONFIDENCE) -> Interval | None:
-    """The mean score and a bootstrap interval (BCa); a single value or all-equal values
-    give a zero-width interval."""
+def mean_interval(
+    scores: Sequence[float],
+    confidence: float = CONFIDENCE,
+    *,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Interval | None:
+    """The mean score and a bootstrap interval (BCa), kept within ``bounds`` (scores are
+    0 to 1; a 1-to-5 rating passes ``(1, 5)``); a single value or all-equal values give a
+    zero-width interval."""
     values = [float(s) for s in scores]
     if not values:
         return None
@@ -71,7 +77,7 @@ def mean_interval(scores: Sequence[float], confidence: float = CONFIDENCE) -> In
     import numpy as np
 
     if len(values) > BCA_MAX_VALUES:
-        return _multinomial_interval(np.asarray(values), mean, confidence)
+        return _multinomial_interval(np.asarray(values), mean, confidence, bounds)
     from scipy.stats import bootstrap
 
     with warnings.catch_warnings():
@@ -87,10 +93,12 @@ def mean_interval(scores: Sequence[float], confidence: float = CONFIDENCE) -> In
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if math.isnan(low) or math.isnan(high):
         low, high = min(values), max(values)
-    return Interval(mean, max(0.0, low), min(1.0, high))
+    return Interval(mean, max(bounds[0], low), min(bounds[1], high))
 
 
-def _multinomial_interval(values: Any, mean: float, confidence: float) -> Interval:
+def _multinomial_interval(
+    values: Any, mean: float, confidence: float, bounds: tuple[float, float]
+) -> Interval:
     import numpy as np
 
     distinct, counts = np.unique(np.round(values, 3), return_counts=True)
@@ -99,7 +107,7 @@ def _multinomial_interval(values: Any, mean: float, confidence: float) -> Interv
     means = draws @ distinct / len(values)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(mean, max(0.0, float(low)), min(1.0, float(high)))
+    return Interval(mean, max(bounds[0], float(low)), min(bounds[1], float(high)))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -29,6 +29,7 @@ from studio.gateway.routes.api import health
 from studio.gateway.routes.api import router as api_router
 from studio.gateway.routes.endpoints import router as endpoint_router
 from studio.gateway.routes.evaluations import router as evaluations_router
+from studio.gateway.routes.knowledge import router as knowledge_router
 from studio.gateway.routes.openai import router as openai_router
 from studio.store import get_engine
 
@@ -39,9 +40,12 @@ GC_GEN0_THRESHOLD = 10_000
 DESCRIPTION = """
 Deployed endpoints, an OpenAI-compatible API and the Models API of Prompt Studio.
 
-Every route except `/healthz` and `/readyz` needs an API key
-(`Authorization: Bearer <key>` or `x-api-key: <key>`); create one with
-`studio key create --app APP`. Errors are JSON: `{"error": {"message", "type", ...}}`.
+Every route except `/healthz` and `/readyz` needs an API key or a personal access
+token (`Authorization: Bearer <key>` or `x-api-key: <key>`); create one with
+`studio key create --app APP [--scope invoke,models,manage]` or
+`studio token create --user NAME`. Without one, or with a revoked one: 401; without the
+scope or role an action needs: 403, saying which. Errors are JSON:
+`{"error": {"message", "type", ...}}`.
 Every response carries `x-request-id` and `x-studio-overhead-ms`.
 """
 
@@ -97,5 +101,6 @@ def create_app(*, logger: RequestLogger | None = None) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(api_router)
     app.include_router(evaluations_router)
+    app.include_router(knowledge_router)
     app.add_middleware(RequestLogMiddleware, logger=request_logger)
     return app

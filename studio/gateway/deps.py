@@ -21,9 +21,9 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from studio.core.identity import set_actor
 from studio.core.settings import get_settings
 from studio.gateway.request_log import LogEntry, ModelCallNote, RequestLogger, body_for_log
-from studio.services import access
 from studio.services.api_keys import (
     KeyIdentity,
     acheck_rate_limit,
@@ -38,7 +38,6 @@ __all__ = [
     "RequestLogMiddleware",
     "SessionDep",
     "context",
-    "require_app",
 ]
 
 UNLOGGED = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/favicon.ico")
@@ -63,6 +62,7 @@ class RequestContext:
     error: str | None = None
     record_usage: bool = False
     calls: list[ModelCallNote] = field(default_factory=list)  # several calls: one row each
+    retrieval: dict[str, Any] | None = None  # the chunks an endpoint's retrieval step used
 
     def note_result(self, result: Any) -> None:
         """Copy usage from a :class:`~studio.services.endpoint_calls.GenerateResult`."""
@@ -71,6 +71,7 @@ class RequestContext:
         self.prompt_tokens = result.prompt_tokens
         self.response_tokens = result.response_tokens
         self.cost = result.cost
+        self.retrieval = getattr(result, "retrieval", None)
 
 
 class RequestLogMiddleware:
@@ -131,6 +132,7 @@ class RequestLogMiddleware:
                     response_body=body_for_log(b"".join(response_body)) if keep else "[redacted]",
                     record_usage=ctx.record_usage,
                     calls=tuple(ctx.calls),
+                    retrieval=ctx.retrieval,
                 )
             )
 
@@ -187,13 +189,11 @@ async def _api_key(request: Request) -> KeyIdentity:
         # limit holds across workers and machines without blocking the loop.
         await acheck_rate_limit(identity)
     note_used(identity.id)
+    # Who is asking, for the service layer's checks: the route (awaited in this task, or
+    # run in a thread with a copy of this context) sees it; each request has its own task.
+    client = request.client.host if request.client else ""
+    set_actor(identity.actor(f"gateway {client}".strip()))
     return identity
 
 
 ApiKeyDep = Annotated[KeyIdentity, Depends(_api_key)]
-
-
-def require_app(identity: KeyIdentity, app_id: int) -> None:
-    """A key of one app may not call another app's endpoints (403); the rule itself
-    lives in :func:`studio.services.access.require_app`."""
-    access.require_app(identity, app_id)

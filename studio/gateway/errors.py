@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # Most specific first: the first class that matches decides.
 STATUS: list[tuple[type[StudioError], int, str]] = [
     (InvalidApiKeyError, 401, "authentication_error"),
-    (RevokedApiKeyError, 403, "permission_denied"),
+    (RevokedApiKeyError, 401, "authentication_error"),
     (PermissionDeniedError, 403, "permission_denied"),
     (RateLimitedError, 429, "rate_limit_exceeded"),
     (NotFoundError, 404, "not_found"),

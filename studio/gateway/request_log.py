@@ -112,6 +112,21 @@ def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _clean_retrieval(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The retrieval note with its texts cleaned like every other text field."""
+    if not value:
+        return None
+    chunks = [
+        {
+            "id": c.get("id"),
+            "document": clean_text(str(c.get("document", "")), 1024),
+            "score": c.get("score"),
+        }
+        for c in list(value.get("chunks") or [])[:100]
+    ]
+    return {"query": clean_text(str(value.get("query", "")), 8192), "chunks": chunks}
+
+
 @dataclass(frozen=True)
 class ModelCallNote:
     """One model call of a request that makes several (``generate-batch``: one per row)."""
@@ -148,6 +163,7 @@ class LogEntry:
     response_body: str | None = None
     record_usage: bool = False
     calls: tuple[ModelCallNote, ...] = ()  # when set, one usage row each (not one in all)
+    retrieval: dict[str, Any] | None = None  # {query, chunks: [{id, document, score}]}
     attempts: int = 0
 
     @property
@@ -176,6 +192,7 @@ class LogEntry:
                 "error": self.error,
                 "request_body": self.request_body,
                 "response_body": self.response_body,
+                "retrieval": _clean_retrieval(self.retrieval),
                 "minute": epoch_minute(self.created_at),
                 "latency_bin": latency_bin(self.latency_ms),
             }

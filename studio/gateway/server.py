@@ -2,9 +2,10 @@
 
 Several workers, or several machines, may serve the same database: endpoint
 and key lookups are cached for under a second and re-read, the request log is
-written by each process for its own requests, and nothing else is kept in
-memory except the per-key rate-limit buckets, which are per process (with N
-workers a key may get up to N times its requests-per-minute limit).
+written by each process for its own requests, and the per-key rate limits are
+counted in the database on PostgreSQL, so they hold across workers and machines
+(:mod:`studio.services.rate_limits`). On SQLite they are counted per process: with N
+workers there a key may get up to N times its requests-per-minute limit.
 """
 
 from __future__ import annotations

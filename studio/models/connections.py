@@ -12,6 +12,10 @@ environment variable or stored encrypted. Three kinds of connection exist:
 Provider instances are cached per process by their configuration, so their
 HTTP clients and loaded local models are shared; a connection's concurrency
 limit (only when the user set one) is shared by name across the whole process.
+
+Rules: administrators and members list connections (never their keys) and the models
+they offer; adding, changing, removing and checking them is for administrators, and each
+change is in the audit log (names and settings, never a key).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from sqlmodel import Session, select
 from studio.core.errors import ConfigError, ConflictError, NotFoundError, StudioError
 from studio.core.secrets import decrypt, encrypt, mask
 from studio.core.settings import get_settings
+from studio.models.permissions import require_model_admin, require_model_reader
 from studio.providers import ModelInfo, Provider, provider_class
+from studio.store import audit
 from studio.store.tables import ProviderConnection, utcnow
 
 __all__ = [
@@ -217,7 +223,7 @@ def _stored_key(row: ProviderConnection, *, required: bool) -> str | None:
     return None
 
 
-def list_connections(*, session: Session) -> list[ConnectionPublic]:
+def _all_connections(session: Session) -> list[ConnectionPublic]:
     rows = session.exec(select(ProviderConnection).order_by(ProviderConnection.name)).all()
     stored = [_public(r) for r in rows]
     names = {c.name for c in stored}
@@ -225,18 +231,39 @@ def list_connections(*, session: Session) -> list[ConnectionPublic]:
     return implicit + stored
 
 
+def list_connections(*, session: Session) -> list[ConnectionPublic]:
+    require_model_reader("list connections")
+    return _all_connections(session)
+
+
 def get_connection(*, session: Session, name: str) -> ConnectionPublic:
-    for conn in list_connections(session=session):
+    """Connection ``name`` (no key in it). Not checked: the model layer looks connections
+    up with it while resolving models, on every face's call path."""
+    every = _all_connections(session)
+    for conn in every:
         if conn.name == name:
             return conn
-    known = ", ".join(c.name for c in list_connections(session=session))
+    known = ", ".join(c.name for c in every)
     raise NotFoundError(
         f"No connection named '{name}'. Known connections: {known}.",
         hint="Add one with `studio provider add NAME --kind openai --base-url URL`.",
     )
 
 
+def _audit(session: Session, action: str, row: ProviderConnection, **details: Any) -> None:
+    """One audit event for a connection change: its settings, never its key."""
+    audit.record(
+        session,
+        action=action,
+        target_kind="connection",
+        target_id=row.id,
+        target_name=row.name,
+        details={"kind": row.kind, "base_url": row.base_url, **details},
+    )
+
+
 def add_connection(*, session: Session, data: ConnectionCreate) -> ConnectionPublic:
+    require_model_admin("add connections")
     if data.name == BUILTIN_CONNECTION:
         raise ConflictError("The name 'builtin' is reserved for the built-in models.")
     cls = provider_class(data.kind)
@@ -270,10 +297,19 @@ def add_connection(*, session: Session, data: ConnectionCreate) -> ConnectionPub
     )
     session.add(row)
     session.flush()
+    _audit(
+        session,
+        "create",
+        row,
+        api_key_env=row.api_key_env,
+        encrypted_in_database=row.api_key_encrypted is not None,
+        options=row.options,
+    )
     return _public(row)
 
 
 def remove_connection(*, session: Session, name: str) -> None:
+    require_model_admin("remove connections")
     row = session.exec(select(ProviderConnection).where(ProviderConnection.name == name)).first()
     if row is None:
         if any(c.name == name for c in _env_connections()):
@@ -282,6 +318,7 @@ def remove_connection(*, session: Session, name: str) -> None:
                 "unset its variable to remove it."
             )
         raise NotFoundError(f"No stored connection named '{name}'.")
+    _audit(session, "delete", row)
     session.delete(row)
     session.flush()
     clear_provider_cache()
@@ -340,6 +377,7 @@ def _stored_row(session: Session, name: str) -> ProviderConnection:
 
 def update_connection(*, session: Session, name: str, data: ConnectionUpdate) -> ConnectionPublic:
     """Change a stored connection's base URL or key; the new key is stored encrypted."""
+    require_model_admin("change connections")
     row = _stored_row(session, name)
     cls = provider_class(row.kind)
     if data.base_url is not None:
@@ -363,6 +401,22 @@ def update_connection(*, session: Session, name: str, data: ConnectionUpdate) ->
         row.api_key_encrypted, row.api_key_env = None, None
     touch_connection(row)
     session.add(row)
+    _audit(
+        session,
+        "update",
+        row,
+        api_key_env=row.api_key_env,
+        changed=[
+            field
+            for field, done in (
+                ("base URL", data.base_url is not None),
+                ("stored API key", bool(new_key)),
+                ("API key variable", bool(not new_key and data.api_key_env)),
+                ("API key removed", bool(data.clear_key and not new_key and not data.api_key_env)),
+            )
+            if done
+        ],
+    )
     session.flush()
     clear_provider_cache()
     return _public(row)
@@ -387,6 +441,7 @@ def list_connection_models(
     *, session: Session, name: str, timeout_s: float = 10.0
 ) -> list[ModelInfo]:
     """The models a connection offers, asking its server once (no retries)."""
+    require_model_reader("list the models of connections")
     provider = _quick_provider(session, name, timeout_s)
     return asyncio.run(provider.list_models())
 
@@ -403,6 +458,7 @@ async def _probe(provider: Provider) -> int:
 
 def check_connection(*, session: Session, name: str, timeout_s: float = 15.0) -> ConnectionCheck:
     """Make one small real call to the connection and report latency or the error."""
+    require_model_admin("check connections")
     provider = _quick_provider(session, name, timeout_s)
     started = time.perf_counter()
     try:

@@ -4,6 +4,10 @@ Every execute call becomes one :class:`~studio.store.tables.ModelCall` row.
 Statistics aggregate them per day, per deployment or per model name. Cost is
 computed from :class:`~studio.store.tables.ModelPrice` (USD per million
 tokens), which the user edits with ``studio price set``.
+
+Rules (:mod:`studio.models.permissions`): administrators and members read usage and
+prices; setting a price is for administrators and is in the audit log. Recording usage
+and looking a price up (the call path) check nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from sqlmodel import Session, col, select
 
 from studio.core.errors import RequestValidationError
 from studio.core.schemas import ModelType
+from studio.models.permissions import require_model_admin, require_model_reader
+from studio.store import audit
 from studio.store.tables import ModelCall, ModelPrice, utcnow
 
 __all__ = [
@@ -95,6 +101,7 @@ def cost_for(
 def set_price(
     *, session: Session, model: str, input_per_mtok: float, output_per_mtok: float
 ) -> ModelPrice:
+    require_model_admin("set prices")
     if input_per_mtok < 0 or output_per_mtok < 0:
         from studio.core.errors import FieldProblem
 
@@ -108,11 +115,20 @@ def set_price(
     row.output_per_mtok = output_per_mtok
     row.updated_at = utcnow()
     session.add(row)
+    audit.record(
+        session,
+        action="set-price",
+        target_kind="price",
+        target_id=model,
+        target_name=model,
+        details={"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok},
+    )
     session.flush()
     return row
 
 
 def list_prices(*, session: Session) -> list[ModelPrice]:
+    require_model_reader("read prices")
     return list(session.exec(select(ModelPrice).order_by(col(ModelPrice.model))).all())
 
 
@@ -164,6 +180,7 @@ def usage_statistics(
     until: datetime | None = None,
 ) -> UsageStatistics:
     """Requests, tokens, errors, cost and latency by day (for one deployment or model)."""
+    require_model_reader("read model usage")
     is_error = case((col(ModelCall.error).is_not(None), 1), else_=0)
     stmt: Any = select(  # type: ignore[call-overload]
         ModelCall.day,

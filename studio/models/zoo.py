@@ -5,6 +5,8 @@ deployment status; models that connections offer are added as
 ``connection/model`` (callable by that name without creating anything). Each
 entry carries its price per million tokens from the price table and whether
 it runs offline.
+
+Rules (:mod:`studio.models.permissions`): administrators and members; reviewers none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from studio.models.connections import BUILTIN_CONNECTION
+from studio.models.permissions import require_model_reader
 from studio.models.registry import list_deployments, list_model_groups, list_models, list_templates
 from studio.models.usage import list_prices
 from studio.providers import ModelInfo
@@ -51,6 +54,7 @@ def zoo_entries(
     ``connection_models`` maps a connection name to what its server listed
     (the page asks each server and caches the answer).
     """
+    require_model_reader("see the models")
     prices = {p.model: p for p in list_prices(session=session)}
     templates = {t.id: t for t in list_templates(session=session)}
     groups = {g.id: g.name for g in list_model_groups(session=session)}
@@ -120,5 +124,6 @@ def zoo_entries(
 
 def used_model_names(*, session: Session) -> list[str]:
     """Every model name that has usage records (including ``connection/model`` calls)."""
+    require_model_reader("read model usage")
     rows = session.exec(select(ModelCall.model_name).distinct().order_by(col(ModelCall.model_name)))
     return [str(r) for r in rows.all()]

@@ -94,6 +94,7 @@ def _load_llama(path: Path, options: LlamaCppProvider.Options) -> tuple[Any, dic
                 n_ctx=options.n_ctx,
                 n_threads=options.n_threads,
                 chat_format=options.chat_format,
+                lora_path=options.lora_path,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -156,6 +157,11 @@ class LlamaCppProvider(LocalProvider):
         max_tokens: int = Field(
             default=256, ge=1, le=262_144, description="Tokens generated when a call sets none."
         )
+        lora_path: str | None = Field(
+            default=None,
+            description="A LoRA adapter in GGUF form applied on top of the model (the result "
+            "of a fine-tuning job).",
+        )
         repeat_penalty: float = Field(
             default=1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens (not for agents)."
         )
@@ -166,9 +172,9 @@ class LlamaCppProvider(LocalProvider):
         super().__init__(**kwargs)
         self.model_file = _check_gguf(self.options.model_path, self.name)
 
-    def _key(self) -> tuple[str, str, int, int | None, str | None]:
+    def _key(self) -> tuple[str, str, int, int | None, str | None, str | None]:
         o = self.options
-        return ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format)
+        return ("llama-cpp", str(self.model_file), o.n_ctx, o.n_threads, o.chat_format, o.lora_path)
 
     def _load(self) -> LoadedModel:
         return load_model(self._key(), lambda: _load_llama(self.model_file, self.options))

@@ -3,6 +3,9 @@
 An app owns variants, datasets, runs and endpoints. Apps are archived rather
 than deleted, so their runs stay reproducible; archived apps are hidden from
 :func:`list_apps` unless asked for and can be restored.
+
+Rules: administrators and members create apps (the creator becomes a member); reading and
+changing an app needs access to it (:mod:`studio.services.app_access`); reviewers none.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.core.ids import row_id
+from studio.services.app_access import check_app, visible_apps
+from studio.services.members import require_member_role
 from studio.store.tables import (
     App,
+    AppMember,
     Dataset,
     DatasetVersion,
     Run,
@@ -100,34 +107,43 @@ def _flush(session: Session, name: str) -> None:
 
 
 def create_app(*, session: Session, name: str, description: str = "") -> App:
-    """Create an app; names are unique across the studio."""
+    """Create an app; names are unique across the studio. A person who creates an app
+    becomes its member."""
+    actor = require_member_role("create apps")
     cleaned = _clean_name(name)
     if _name_taken(session, cleaned):
         raise _conflict(cleaned)
     app = App(name=cleaned, description=description or "")
     session.add(app)
     _flush(session, cleaned)
+    if actor.kind == "user" and actor.user_id is not None and app.id is not None:
+        session.add(AppMember(app_id=app.id, user_id=actor.user_id))
+        session.flush()
     return app
 
 
 def get_app(*, session: Session, ref: int | str) -> App:
-    """Find an app by id or by name (a name wins over an id that looks the same)."""
+    """Find an app by id or by name (a name wins over an id that looks the same); an app
+    the caller may not use is not found either."""
     app: App | None = None
     if isinstance(ref, int):
-        app = session.get(App, ref)
+        app = session.get(App, ref) if row_id(ref) is not None else None
     else:
         text = ref.strip()
         app = session.exec(select(App).where(App.name == text)).first()
-        if app is None and text.isdigit():
-            app = session.get(App, int(text))
+        number = row_id(text)
+        if app is None and number is not None:
+            app = session.get(App, number)
     if app is None:
         raise NotFoundError(
             f"No app '{ref}'.", hint="Check the name or id in the apps list (archived included)."
         )
+    check_app(session=session, app_id=app.id, action="use apps")
     return app
 
 
 def rename_app(*, session: Session, ref: int | str, name: str) -> App:
+    require_member_role("rename apps")
     app = get_app(session=session, ref=ref)
     cleaned = _clean_name(name)
     if cleaned == app.name:
@@ -142,6 +158,7 @@ def rename_app(*, session: Session, ref: int | str, name: str) -> App:
 
 
 def describe_app(*, session: Session, ref: int | str, description: str) -> App:
+    require_member_role("change apps")
     app = get_app(session=session, ref=ref)
     app.description = description or ""
     app.updated_at = utcnow()
@@ -152,6 +169,7 @@ def describe_app(*, session: Session, ref: int | str, description: str) -> App:
 
 def archive_app(*, session: Session, ref: int | str, archived: bool = True) -> App:
     """Hide an app from the default list (``archived=False`` restores it)."""
+    require_member_role("archive apps")
     app = get_app(session=session, ref=ref)
     if app.archived != archived:
         app.archived = archived
@@ -166,8 +184,11 @@ def _grouped(session: Session, query: Any) -> dict[int, tuple[int, datetime | No
 
 
 def list_apps(*, session: Session, include_archived: bool = False) -> list[AppSummary]:
-    """Apps with their counts, the most recently active first."""
+    """Apps with their counts, the most recently active first (only the caller's apps)."""
+    visible = visible_apps(session=session, action="list apps")
     query = select(App)
+    if visible is not None:
+        query = query.where(col(App.id).in_(visible))
     if not include_archived:
         query = query.where(col(App.archived).is_(False))
     apps = list(session.exec(query).all())

@@ -8,6 +8,8 @@
   sentence.
 
 Formula-looking cells are escaped by :mod:`studio.core.export`.
+
+Rules: access to the comparison's app (:mod:`studio.services.app_access`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ The summary gives each contender's win rate (rows where it was preferred, over
 the rows judged without a tie, with a Wilson interval) and, with more than two
 contenders, a Bradley-Terry ranking from the pairwise wins (``choix``: the
 preferred output beats every other output shown in that row).
+
+Rules: reading needs access to the comparison's app; recording also the admin or member
+role (:mod:`studio.services.app_access`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlmodel import Session, select
 from studio.core.errors import StudioError
 from studio.evaluators.stats import wilson_interval
 from studio.services.comparisons import get_comparison
+from studio.services.members import require_member_role
 from studio.store.tables import ComparisonPreference, utcnow
 
 __all__ = ["TIE", "blind_order", "preference_summary", "set_preference"]
@@ -49,6 +53,7 @@ def set_preference(
     blind: bool = False,
     rater: str = "you",
 ) -> ComparisonPreference:
+    require_member_role("record preferences")
     comparison = get_comparison(session=session, comparison_id=comparison_id)
     keys = [c["key"] for c in comparison.contenders]
     if winner != TIE and winner not in keys:

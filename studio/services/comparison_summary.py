@@ -7,6 +7,8 @@ exact test on the overall verdicts with the paired difference and a sentence,
 Holm-adjusted when there are several contenders; per evaluator the paired mean
 score difference with Wilcoxon's test. The grid pages the dataset's rows with
 each contender's output, latency, tokens, cost and verdict.
+
+Rules: access to the comparison's app (:mod:`studio.services.app_access`).
 """
 
 from __future__ import annotations

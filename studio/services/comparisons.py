@@ -8,6 +8,9 @@ reused. One evaluation scores them all, so the summary can test every contender
 against the baseline on the rows they share (:mod:`studio.evaluators.paired`).
 A comparison can be extended with one more contender: the runs, scores and
 preferences it has are kept.
+
+Rules: a comparison is its app's (:mod:`studio.services.app_access`): reading needs access
+to the app, creating and extending also the admin or member role; reviewers none.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from sqlmodel import Session, col, select
 
 from studio.core.errors import ConfigError, NotFoundError, StudioError
 from studio.core.templates import PromptTemplate
+from studio.services.app_access import check_app
 from studio.services.evaluation_runs import add_runs, contender_runs
 from studio.services.evaluations import EvaluatorConfig, contender_key, create_evaluation
+from studio.services.members import require_member_role
 from studio.services.runs import RunConfig, create_run
 from studio.services.variants import get_version as get_variant_version
 from studio.services.variants import version_config
@@ -197,6 +202,8 @@ def create_comparison(
     actor: str = "",
 ) -> tuple[Comparison, list[int]]:
     """Store a comparison; returns it and the runs still to execute (created here)."""
+    require_member_role("create comparisons")
+    check_app(session=session, app_id=app_id, action="create comparisons")
     if not 2 <= len(contenders) <= MAX_CONTENDERS:
         raise StudioError(
             f"A comparison needs 2 to {MAX_CONTENDERS} contenders (got {len(contenders)}).",
@@ -255,6 +262,7 @@ def add_contender(
     concurrency: int | None = None,
 ) -> tuple[Comparison, list[int]]:
     """One more contender; the comparison's runs, scores and preferences are kept."""
+    require_member_role("change comparisons")
     comparison = get_comparison(session=session, comparison_id=comparison_id)
     if len(comparison.contenders) >= MAX_CONTENDERS:
         raise StudioError(f"A comparison holds at most {MAX_CONTENDERS} contenders.")
@@ -290,10 +298,14 @@ def get_comparison(
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or (app_id is not None and comparison.app_id != app_id):
         raise NotFoundError(f"No comparison {comparison_id}.")
+    check_app(
+        session=session, app_id=comparison.app_id, action="read comparisons", what="comparison"
+    )
     return comparison
 
 
 def list_comparisons(*, session: Session, app_id: int, limit: int = 100) -> list[Comparison]:
+    check_app(session=session, app_id=app_id, action="list comparisons")
     return list(
         session.exec(
             select(Comparison)

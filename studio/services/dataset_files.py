@@ -5,6 +5,8 @@ Windows-1252/Latin-1) and the delimiter (``,`` ``;`` tab ``|``) and rejects
 files it cannot read with a :class:`~studio.core.errors.DatasetError` that says
 what is wrong and how to fix it. Rows whose cells are all empty (spreadsheet
 leftovers) are skipped. Nothing here touches the database.
+
+Rules: no check here (it reads bytes, not the database); the dataset services check.
 """
 
 from __future__ import annotations

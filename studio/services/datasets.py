@@ -4,6 +4,9 @@ A dataset belongs to an app and has numbered versions. A version never changes
 once saved (runs pin the version they used): uploading again, editing cells or
 choosing another expected-output column all make version N+1. Files are read by
 :mod:`studio.services.dataset_files`.
+
+Rules: reading needs access to the dataset's app, uploading and editing also the admin or
+member role (:mod:`studio.services.app_access`); reviewers and anonymous callers none.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, DatasetError, NotFoundError
+from studio.services.app_access import check_app
 from studio.services.apps import get_app
 from studio.services.dataset_files import (
     DEFAULT_MAX_BYTES,
@@ -28,6 +32,7 @@ from studio.services.dataset_files import (
     check_columns,
     parse_table,
 )
+from studio.services.members import require_member_role
 from studio.store.tables import Dataset, DatasetRow, DatasetVersion
 
 if TYPE_CHECKING:  # pandas is imported by rows_frame only: the CLI starts without it
@@ -43,6 +48,7 @@ __all__ = [
     "rows_frame",
     "save_edited_version",
     "set_expected_column",
+    "subset_version",
     "upload_dataset",
     "version_csv",
 ]
@@ -124,6 +130,19 @@ def _insert_rows(session: Session, version_id: int, rows: Sequence[Mapping[str, 
         )
 
 
+def _dataset_named(session: Session, app_id: int, name: str) -> Dataset:
+    """The app's dataset called ``name`` (made, or taken out of the archive, if need be)."""
+    dataset = session.exec(
+        select(Dataset).where(Dataset.app_id == app_id, Dataset.name == name)
+    ).first()
+    if dataset is None:
+        dataset = Dataset(app_id=app_id, name=name)
+        session.add(dataset)
+    dataset.archived = False
+    session.flush()
+    return dataset
+
+
 def upload_dataset(
     *,
     session: Session,
@@ -135,6 +154,7 @@ def upload_dataset(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> DatasetVersion:
     """Store a file as version 1 of a new dataset, or the next version of ``name``."""
+    require_member_role("upload datasets")
     app = get_app(session=session, ref=app_id)
     assert app.id is not None
     clean = (name or "").strip()
@@ -145,14 +165,7 @@ def upload_dataset(
         )
     table = parse_table(data, filename=filename, max_bytes=max_bytes)
     expected = _check_expected(expected_column, table.columns)
-    dataset = session.exec(
-        select(Dataset).where(Dataset.app_id == app.id, Dataset.name == clean)
-    ).first()
-    if dataset is None:
-        dataset = Dataset(app_id=app.id, name=clean)
-        session.add(dataset)
-    dataset.archived = False
-    session.flush()
+    dataset = _dataset_named(session, app.id, clean)
     version = _new_version(
         session,
         dataset,
@@ -168,12 +181,46 @@ def upload_dataset(
     return version
 
 
+def subset_version(
+    *,
+    session: Session,
+    version_id: int,
+    rows: Sequence[int],
+    name: str,
+    expected_column: str | None,
+    note: str,
+) -> DatasetVersion:
+    """Some rows of a version (0-based, in the order given) as the next version of dataset
+    ``name`` in the same app, e.g. a fine-tuning job's validation rows to compare models on."""
+    require_member_role("make datasets")
+    source = get_version(session=session, version_id=version_id)
+    parent = _get_dataset(session, source.dataset_id)
+    stored = load_rows(session=session, version_id=version_id)
+    picked = [stored[i] for i in rows if 0 <= i < len(stored)]
+    if not picked:
+        raise DatasetError(f"None of those rows is in version {version_id} of '{parent.name}'.")
+    dataset = _dataset_named(session, parent.app_id, name.strip()[:MAX_NAME_LENGTH])
+    version = _new_version(
+        session, dataset, columns=list(source.columns), row_count=len(picked),
+        expected_column=_check_expected(expected_column, list(source.columns)),
+        source_filename=source.source_filename, note=note,
+    )  # fmt: skip
+    assert version.id is not None
+    _insert_rows(session, version.id, picked)
+    session.flush()
+    return version
+
+
 def get_version(*, session: Session, version_id: int) -> DatasetVersion:
     version = session.get(DatasetVersion, version_id)
-    if version is None:
+    dataset = session.get(Dataset, version.dataset_id) if version is not None else None
+    if version is None or dataset is None:
         raise NotFoundError(
             f"No dataset version {version_id}.", hint="Pick a version from the dataset's list."
         )
+    check_app(
+        session=session, app_id=dataset.app_id, action="read datasets", what="dataset version"
+    )
     return version
 
 
@@ -181,6 +228,7 @@ def _get_dataset(session: Session, dataset_id: int) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFoundError(f"No dataset {dataset_id}.", hint="Pick one from the app's datasets.")
+    check_app(session=session, app_id=dataset.app_id, action="read datasets", what="dataset")
     return dataset
 
 
@@ -210,6 +258,7 @@ def list_versions(*, session: Session, dataset_id: int) -> list[DatasetVersion]:
 
 def list_datasets(*, session: Session, app_id: int) -> list[DatasetSummary]:
     """The app's datasets with their latest version, the most recently changed first."""
+    check_app(session=session, app_id=app_id, action="list datasets")
     newest = (
         select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
         .group_by(col(DatasetVersion.dataset_id))
@@ -285,6 +334,7 @@ def save_edited_version(
     NaN become ""); rows with every cell empty are dropped. When nothing
     changed, the version edited from is returned and no version is made.
     """
+    require_member_role("edit datasets")
     base = get_version(session=session, version_id=version_id)
     new_columns = (
         list(base.columns) if columns is None else check_columns(columns, where="the edited table")
@@ -343,6 +393,7 @@ def set_expected_column(
     The rows are copied inside the database. Choosing the column the version
     already has returns that version unchanged.
     """
+    require_member_role("edit datasets")
     base = get_version(session=session, version_id=version_id)
     expected = _check_expected(expected_column, list(base.columns))
     if expected == base.expected_column:

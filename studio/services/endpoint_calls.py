@@ -12,6 +12,11 @@
 * :func:`call_model` calls a model deployment by name the same way (the
   OpenAI-compatible surface, where ``model`` may be an endpoint or a model).
 
+An endpoint whose variant version has a retrieval step searches its knowledge base per
+request first (:func:`~studio.services.retrieval.aretrieve`: no session held while the
+query is embedded), gives the chunks to the template as ``{{context}}``/``{{chunks}}``
+and reports them in :attr:`GenerateResult.retrieval` for the request log.
+
 Neither writes to the database nor holds a session while the model answers: the
 gateway's request log records usage in batches, off the request path.
 """
@@ -30,10 +35,11 @@ from sqlmodel import Session, select
 from studio.core.errors import FieldProblem, NotFoundError, RequestValidationError, StudioError
 from studio.core.prompting import build_payload, output_text, response_tokens
 from studio.core.schemas import Message, ModelType
-from studio.core.templates import prompt_variables, render
+from studio.core.templates import render
 from studio.models import registry
 from studio.models.specs import infer_model_type
 from studio.models.usage import Price, price_of
+from studio.services.retrieval_spec import RetrievalSpec, caller_variables
 from studio.services.ttl_cache import TTLCache
 from studio.services.variants import model_reference, version_config
 from studio.store import session_scope
@@ -53,6 +59,8 @@ __all__ = [
     "load_runtime",
     "model_type_of",
     "prepared_model",
+    "require_inputs",
+    "with_retrieval",
 ]
 
 ENDPOINT_CACHE_TTL_S = 0.5
@@ -77,6 +85,7 @@ class GenerateResult(BaseModel):
     latency_ms: float
     model_latency_ms: float
     response: dict[str, Any]
+    retrieval: dict[str, Any] | None = None  # {query, chunks: [{id, document, score}]}
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -105,6 +114,7 @@ class EndpointRuntime:
     variables: tuple[str, ...]
     prepared: registry.PreparedModel
     price: Price
+    retrieval: RetrievalSpec | None = None
 
 
 def clear_endpoint_cache() -> None:
@@ -121,6 +131,7 @@ def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
     config = version_config(version)
     ref = model_reference(session=session, version=version)  # by id: renames do not matter
     prepared = registry.prepare_model(session=session, ref=ref, payload=CHAT_PROBE)
+    variables = caller_variables(config.prompt, config.retrieval)  # not context/chunks
     return EndpointRuntime(
         endpoint_id=row.id,
         app_id=row.app_id,
@@ -129,9 +140,10 @@ def _load_runtime(session: Session, name: str) -> EndpointRuntime | None:
         variant_version_id=version.id,
         prompt=config.prompt,
         parameters=config.parameter_dict(),
-        variables=tuple(prompt_variables(config.prompt)),
+        variables=tuple(variables),
         prepared=prepared,
         price=price_of(session=session, names=prepared.price_names),
+        retrieval=config.retrieval,
     )
 
 
@@ -249,13 +261,9 @@ def endpoint_payload(
     """The model request of one call of endpoint ``runtime``: its pinned template rendered
     with ``inputs``, ``messages`` appended after the rendered prompt (chat continuation),
     and ``parameters`` over the variant's sampling parameters. Whole and streamed calls
-    (:mod:`~studio.services.endpoint_streams`) both build their request here."""
-    missing = [v for v in runtime.variables if v not in inputs]
-    if missing:
-        raise RequestValidationError(
-            [FieldProblem(f"inputs.{v}", "required by the endpoint's template") for v in missing],
-            what="request",
-        )
+    (:mod:`~studio.services.endpoint_streams`) both build their request here; with a
+    retrieval step, ``inputs`` hold the step's variables too (:func:`with_retrieval`)."""
+    require_inputs(runtime, inputs)
     rendered: str | list[Message] = render(runtime.prompt, inputs)
     if messages:
         head = [Message(role="user", content=rendered)] if isinstance(rendered, str) else rendered
@@ -266,6 +274,30 @@ def endpoint_payload(
             [FieldProblem("model", f"an endpoint needs a completion or chat model, not {mtype}")]
         )
     return build_payload(mtype, rendered, {**runtime.parameters, **(parameters or {})})
+
+
+def require_inputs(runtime: EndpointRuntime, inputs: Mapping[str, Any]) -> None:
+    """Refuse a request that lacks a variable the template (or the retrieval query) uses."""
+    missing = [v for v in runtime.variables if v not in inputs]
+    if missing:
+        raise RequestValidationError(
+            [FieldProblem(f"inputs.{v}", "required by the endpoint's template") for v in missing],
+            what="request",
+        )
+
+
+async def with_retrieval(
+    runtime: EndpointRuntime, inputs: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """``inputs`` with the retrieval step's variables added, and what the request log
+    keeps of the chunks (``inputs`` unchanged and None without a step)."""
+    if runtime.retrieval is None:
+        return inputs, None
+    require_inputs(runtime, inputs)
+    from studio.services.retrieval import aretrieve  # the search machinery: lazily
+
+    got = await aretrieve(spec=runtime.retrieval, row=inputs)
+    return {**inputs, **got.variables()}, got.logged()
 
 
 async def generate(
@@ -283,7 +315,8 @@ async def generate(
     started = time.perf_counter()
     runtime = await aload_runtime(name)
     assert runtime is not None
-    payload = endpoint_payload(runtime, inputs, messages, parameters)
+    values, retrieved = await with_retrieval(runtime, inputs)
+    payload = endpoint_payload(runtime, values, messages, parameters)
     result = await _call(runtime.prepared, runtime.price, payload, started)
     return result.model_copy(
         update={
@@ -291,6 +324,7 @@ async def generate(
             "endpoint_id": runtime.endpoint_id,
             "app_id": runtime.app_id,
             "version": runtime.version,
+            "retrieval": retrieved,
         }
     )
 

@@ -2,7 +2,8 @@
 
 :func:`open_endpoint_stream` renders an endpoint's pinned template with the function
 :func:`~studio.services.endpoint_calls.generate` uses
-(:func:`~studio.services.endpoint_calls.endpoint_payload`), and :func:`open_model_stream`
+(:func:`~studio.services.endpoint_calls.endpoint_payload`, after the same retrieval
+step), and :func:`open_model_stream`
 calls a model deployment as :func:`~studio.services.endpoint_calls.call_model` does;
 both read the same cached runtimes and prices, and both wait for the model's first
 chunk before they return, so a call that fails before it produced anything raises the
@@ -42,6 +43,7 @@ class AnswerStream:
     model_started: float
     runtime: EndpointRuntime | None = None
     finished: float | None = None
+    retrieval: dict[str, Any] | None = None  # the chunks the endpoint's retrieval step used
 
     async def __aiter__(self) -> AsyncIterator[StreamChunk]:
         try:
@@ -83,6 +85,7 @@ class AnswerStream:
             latency_ms=(end - self.started) * 1000,
             model_latency_ms=(end - self.model_started) * 1000,
             response=response.model_dump(mode="json"),
+            retrieval=self.retrieval,
         )
 
 
@@ -125,8 +128,11 @@ async def open_endpoint_stream(
     started = time.perf_counter()
     runtime = await endpoint_calls.aload_runtime(name)
     assert runtime is not None
-    payload = endpoint_calls.endpoint_payload(runtime, inputs, messages, parameters)
-    return await _open(runtime.prepared, runtime.price, payload, started, runtime)
+    values, retrieved = await endpoint_calls.with_retrieval(runtime, inputs)
+    payload = endpoint_calls.endpoint_payload(runtime, values, messages, parameters)
+    answer = await _open(runtime.prepared, runtime.price, payload, started, runtime)
+    answer.retrieval = retrieved
+    return answer
 
 
 async def open_model_stream(*, ref: str, payload: Mapping[str, Any]) -> AnswerStream:

@@ -9,6 +9,10 @@
   :mod:`studio.services.endpoint_calls`; a change here clears its cache, so
   it is live at once in this process and within
   :data:`~studio.services.endpoint_calls.ENDPOINT_CACHE_TTL_S` elsewhere.
+
+Rules: an endpoint is its app's (:mod:`studio.services.app_access`): reading needs access
+to the app, deploy, rollback and undeploy also the admin or member role, and each of
+those is in the audit log.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.services.app_access import check_app, visible_apps
 from studio.services.apps import get_app
+from studio.services.members import require_member_role
 from studio.services.variants import get_variant, latest_version, model_reference
+from studio.store import audit
 from studio.store.tables import (
     App,
     Endpoint,
@@ -138,6 +145,7 @@ def _endpoint(session: Session, name: str) -> Endpoint:
         raise NotFoundError(
             f"No endpoint '{shown}'.", hint="See the endpoints with `studio endpoint list`."
         )
+    check_app(session=session, app_id=row.app_id, action="use endpoints", what="endpoint")
     return row
 
 
@@ -167,8 +175,27 @@ def _pin(session: Session, row: Endpoint, version: VariantVersion, action: str) 
     session.flush()
     assert row.id is not None
     session.add(EndpointRevision(endpoint_id=row.id, variant_version_id=version.id, action=action))
+    _audit(session, row, action, version)
     session.flush()
     clear_endpoint_cache()
+
+
+def _audit(session: Session, row: Endpoint, action: str, version: VariantVersion | None) -> None:
+    """One audit event for a deploy, rollback or undeploy (in the change's transaction)."""
+    variant = session.get(Variant, version.variant_id) if version is not None else None
+    audit.record(
+        session,
+        action=action,
+        target_kind="endpoint",
+        target_id=row.id,
+        target_name=row.name,
+        details={
+            "app_id": row.app_id,
+            "variant": variant.name if variant is not None else None,
+            "version": version.version if version is not None else None,
+            "model": version.model if version is not None else None,
+        },
+    )
 
 
 def deploy(
@@ -184,6 +211,7 @@ def deploy(
     ``name`` defaults to ``<app>-<variant>``. An existing endpoint of the same
     app is redeployed; a name taken by another app is a conflict.
     """
+    require_member_role("deploy endpoints")
     found_app = get_app(session=session, ref=app)
     assert found_app.id is not None
     found_variant = get_variant(session=session, app_id=found_app.id, ref=variant)
@@ -204,6 +232,7 @@ def deploy(
 
 def rollback(*, session: Session, name: str, version: int | None = None) -> EndpointPublic:
     """Go back to the version deployed before the current one, or to ``version``."""
+    require_member_role("roll endpoints back")
     row = _endpoint(session, name)
     current = (
         session.get(VariantVersion, row.variant_version_id) if row.variant_version_id else None
@@ -238,6 +267,7 @@ def undeploy(*, session: Session, name: str) -> EndpointPublic:
     """Switch an endpoint off (its history stays; deploying again switches it on)."""
     from studio.services.endpoint_calls import clear_endpoint_cache
 
+    require_member_role("undeploy endpoints")
     row = _endpoint(session, name)
     row.active, row.updated_at = False, utcnow()
     session.add(row)
@@ -248,6 +278,10 @@ def undeploy(*, session: Session, name: str) -> EndpointPublic:
             endpoint_id=row.id, variant_version_id=row.variant_version_id, action="undeploy"
         )
     )
+    current = (
+        session.get(VariantVersion, row.variant_version_id) if row.variant_version_id else None
+    )
+    _audit(session, row, "undeploy", current)
     session.flush()
     clear_endpoint_cache()
     return _public(session, row)
@@ -260,10 +294,14 @@ def get_endpoint(*, session: Session, name: str) -> EndpointPublic:
 def list_endpoints(
     *, session: Session, app: int | str | None = None, include_inactive: bool = True
 ) -> list[EndpointPublic]:
-    """Endpoints by name (of one app when ``app`` is given)."""
+    """Endpoints by name (of one app when ``app`` is given; of the caller's apps)."""
     stmt = select(Endpoint)
     if app is not None:
         stmt = stmt.where(Endpoint.app_id == get_app(session=session, ref=app).id)
+    else:
+        visible = visible_apps(session=session, action="list endpoints")
+        if visible is not None:
+            stmt = stmt.where(col(Endpoint.app_id).in_(visible))
     if not include_inactive:
         stmt = stmt.where(col(Endpoint.active).is_(True))
     return [_public(session, row) for row in session.exec(stmt.order_by(col(Endpoint.name)))]

@@ -1,13 +1,16 @@
 """An evaluation as CSV, for a spreadsheet: wide (one line per dataset row) or long.
 
 - **wide**: row number, the dataset's columns, the expected output, then per
-  contender its output and, per evaluator, score, pass and reason (first sample);
-  then the row's overall verdict per contender.
+  contender its output, the chunks its retrieval step found (when it has one:
+  ``billing.md #11 (0.912); faq.md #12 (0.403)``, best first) and, per evaluator,
+  score, pass and reason (first sample); then the row's overall verdict per contender.
 - **long**: one line per row, contender, evaluator and sample, with the run id,
   variant version, model, a hash of the parameters, latency, tokens and cost.
 
 Cells that a spreadsheet would run as formulas are escaped by
 :mod:`studio.core.export`. The UI and the CLI download the same bytes.
+
+Rules: access to the evaluation's app (:mod:`studio.services.app_access`).
 """
 
 from __future__ import annotations
@@ -43,15 +46,34 @@ def _verdict(passed: bool | None) -> str:
     return "" if passed is None else ("pass" if passed else "fail")
 
 
+def _chunks_cell(retrieval: dict[str, Any] | None) -> str:
+    chunks = retrieval.get("chunks") if isinstance(retrieval, dict) else None
+    if not isinstance(chunks, list):
+        return ""
+    cells = []
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            continue
+        score = chunk.get("score")
+        shown = f" ({score:.3f})" if isinstance(score, int | float) else ""
+        cells.append(f"{chunk.get('document') or '?'} #{chunk.get('id')}{shown}")
+    return "; ".join(cells) or "(no chunks found)"
+
+
 def _wide(data: EvaluationData) -> bytes:
     scores = _current(data)
     contenders = [c["key"] for c in data.evaluation.contenders]
+    retrieving = {
+        c for (c, _row, _sample), result in data.results.items() if result.retrieval is not None
+    }
     evaluators = [c["key"] for c in data.evaluation.evaluators]
     columns = ["row", *data.columns]
     if data.expected_column:
         columns.append("expected")
     for c in contenders:
         columns.append(f"{c} output")
+        if c in retrieving:
+            columns.append(f"{c} retrieved")
         for e in evaluators:
             columns += [f"{c} {e} score", f"{c} {e} pass", f"{c} {e} reason"]
         columns.append(f"{c} overall")
@@ -66,6 +88,8 @@ def _wide(data: EvaluationData) -> bytes:
             line[f"{c} output"] = (
                 (result.output or f"(error) {result.error or ''}") if result else ""
             )
+            if c in retrieving and result is not None:
+                line[f"{c} retrieved"] = _chunks_cell(result.retrieval)
             verdicts: list[bool | None] = []
             for e in evaluators:
                 score = scores.get((e, c, row_index, 0))

@@ -2,6 +2,9 @@
 
 :class:`LayerModels` calls them through the model layer (its retries, connection
 limits, prices and usage records) and holds no database session while a model answers.
+
+Rules: model calls go through :func:`~studio.models.registry.aexecute`, which needs an
+administrator, a member, a key or the worker: the evaluation's caller.
 """
 
 from __future__ import annotations

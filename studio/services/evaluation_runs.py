@@ -4,6 +4,8 @@
 variant versions, not runs. :func:`contender_runs` finds, per variant version, the
 newest finished run of it on the dataset version, or creates a run for it
 (returned in ``missing``, for the caller to execute as a job with progress).
+
+Rules: the admin or member role and access to the app (:mod:`studio.services.app_access`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConfigError, NotFoundError, StudioError
+from studio.core.ids import row_id
+from studio.services.app_access import check_app
 from studio.services.evaluations import contender_key, contender_label, get_evaluation
+from studio.services.members import require_member_role
 from studio.services.runs import RunConfig, create_run
 from studio.services.variants import get_variant, history, latest_version, version_config
-from studio.store.tables import Evaluation, Run, VariantVersion
+from studio.store.tables import Evaluation, Run, RunResult, VariantVersion
 
-__all__ = ["ContenderRuns", "add_runs", "contender_runs", "parse_variant_ref"]
+__all__ = [
+    "ContenderRuns",
+    "add_runs",
+    "contender_runs",
+    "parse_variant_ref",
+    "without_retrieval",
+]
 
 
 @dataclass
@@ -32,7 +43,7 @@ def parse_variant_ref(ref: str) -> tuple[str, int | None]:
     name, at, number = ref.rpartition("@")
     if not at:
         return ref.strip(), None
-    if not number.strip().isdigit():
+    if row_id(number) is None:
         raise ConfigError(
             f"'{ref}' does not name a version.", hint="Write NAME@VERSION, e.g. Invite@2."
         )
@@ -63,6 +74,8 @@ def contender_runs(
     concurrency: int | None = None,
 ) -> ContenderRuns:
     """One run per named variant version on the dataset version (reused when finished)."""
+    require_member_role("start runs")
+    check_app(session=session, app_id=app_id, action="start runs")
     found = ContenderRuns()
     for ref in variants:
         version = _version(session, app_id, ref)
@@ -102,6 +115,7 @@ def contender_runs(
 def add_runs(*, session: Session, evaluation_id: int, run_ids: list[int]) -> Evaluation:
     """More contenders for an evaluation (same app and dataset version); the scores of the
     others are kept, and the next execution scores only the new runs' outputs."""
+    require_member_role("change evaluations")
     evaluation = get_evaluation(session=session, evaluation_id=evaluation_id)
     have = {c["run_id"] for c in evaluation.contenders}
     contenders = list(evaluation.contenders)
@@ -130,3 +144,20 @@ def add_runs(*, session: Session, evaluation_id: int, run_ids: list[int]) -> Eva
     session.commit()
     session.refresh(evaluation)
     return evaluation
+
+
+def without_retrieval(
+    *, session: Session, app_id: int, variants: list[str], run_ids: list[int]
+) -> list[str]:
+    """The contenders (variant refs as written, ``run N``) that have no retrieval step, so
+    the RAG evaluators could judge none of their rows; the form warns before it starts."""
+    check_app(session=session, app_id=app_id, action="read runs")
+    missing = [ref for ref in variants if not _version(session, app_id, ref).retrieval]
+    for run_id in run_ids:
+        run = session.get(Run, run_id)
+        if run is None or run.app_id != app_id or (run.config or {}).get("retrieval"):
+            continue
+        first = session.exec(select(RunResult).where(RunResult.run_id == run_id).limit(1)).first()
+        if first is None or not first.retrieval:
+            missing.append(f"run {run_id}")
+    return missing

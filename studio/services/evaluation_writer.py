@@ -1,4 +1,7 @@
-"""Where an evaluation's scores are stored as they are made, off the event loop."""
+"""Where an evaluation's scores are stored as they are made, off the event loop.
+
+Rules: no check here; the writer thread acts as the evaluation's caller.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from studio.core.identity import current_actor, set_actor
 from studio.evaluators.report import Score
 from studio.store import session_scope
 from studio.store.tables import EvaluationScore, ModelCall, utcnow
@@ -69,7 +73,12 @@ class ScoreWriter:
         self.scores, self.usage, self.last = [], [], time.monotonic()
         if scores or usage:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="evaluation-writer")
+                self._pool = ThreadPoolExecutor(  # the writer acts as the evaluation's caller
+                    1,
+                    thread_name_prefix="evaluation-writer",
+                    initializer=set_actor,
+                    initargs=(current_actor(),),
+                )
             self._pending.append(self._pool.submit(_write_batch, scores, usage))
 
     def flush(self) -> None:

@@ -10,7 +10,12 @@ call failed, the judge gave no verdict) are tried again by the next execution.
 A generation that failed is a failed row for every evaluator ("No output:
 ..."), not an evaluator error. Model-backed evaluators (the LLM judge, semantic
 similarity) call models through the model layer, with its retries, connection
-limits and usage records, at most ``concurrency`` at a time.
+limits and usage records, at most ``concurrency`` at a time. Each item carries what
+the run's retrieval step gave its row (the query and the chunks, in rank order), for
+the RAG evaluators.
+
+Rules: an evaluation is its app's (:mod:`studio.services.app_access`): reading needs access
+to the app, creating and changing also the admin or member role; reviewers none.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, NotFoundError, StudioError
 from studio.evaluators import EvalItem, Evaluator, ModelCaller, Verdict, build
+from studio.evaluators.base import retrieved_chunks
 from studio.evaluators.report import ReportCard, Score, report_card, score_items
+from studio.services.app_access import check_app, visible_apps
 from studio.services.evaluation_models import LayerModels
 from studio.services.evaluation_writer import ScoreWriter
+from studio.services.members import require_member_role
 from studio.store import session_scope
 from studio.store.tables import (
     DatasetRow,
@@ -142,6 +150,8 @@ def create_evaluation(
     actor: str = "",
 ) -> Evaluation:
     """Store an evaluation of ``run_ids`` (one dataset version, this app's runs)."""
+    require_member_role("create evaluations")
+    check_app(session=session, app_id=app_id, action="create evaluations")
     if not run_ids:
         raise StudioError("An evaluation needs at least one run.", hint="Generate a run first.")
     runs = [session.get(Run, run_id) for run_id in dict.fromkeys(run_ids)]
@@ -186,15 +196,23 @@ def get_evaluation(
     evaluation = session.get(Evaluation, evaluation_id)
     if evaluation is None or (app_id is not None and evaluation.app_id != app_id):
         raise NotFoundError(f"No evaluation {evaluation_id}.")
+    check_app(
+        session=session, app_id=evaluation.app_id, action="read evaluations", what="evaluation"
+    )
     return evaluation
 
 
 def list_evaluations(*, session: Session, app_id: int | None, limit: int = 100) -> list[Evaluation]:
     """The app's evaluations (every app's for ``app_id=None``), newest first, each with its
-    headline figures in ``summary``."""
+    headline figures in ``summary``; ``None`` lists only the apps the caller may use."""
     stmt = select(Evaluation)
     if app_id is not None:
+        check_app(session=session, app_id=app_id, action="list evaluations")
         stmt = stmt.where(Evaluation.app_id == app_id)
+    else:
+        visible = visible_apps(session=session, action="list evaluations")
+        if visible is not None:
+            stmt = stmt.where(col(Evaluation.app_id).in_(visible))
     return list(session.exec(stmt.order_by(col(Evaluation.id).desc()).limit(limit)).all())
 
 
@@ -202,6 +220,7 @@ def set_evaluators(
     *, session: Session, evaluation_id: int, evaluators: Sequence[EvaluatorConfig]
 ) -> Evaluation:
     """Replace the evaluators; the next execution recomputes only those that changed."""
+    require_member_role("change evaluations")
     evaluation = get_evaluation(session=session, evaluation_id=evaluation_id)
     dataset = session.get(DatasetVersion, evaluation.dataset_version_id)
     assert dataset is not None
@@ -228,6 +247,7 @@ class EvaluationData:
     def item(self, key: tuple[str, int, int]) -> EvalItem:
         result = self.results[key]
         row = self.rows.get(key[1], {})
+        retrieval = result.retrieval if isinstance(result.retrieval, dict) else None
         return EvalItem(
             output=result.output or "",
             row=row,
@@ -237,6 +257,8 @@ class EvaluationData:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.response_tokens,
             cost_usd=result.cost,
+            query=(str(retrieval.get("query") or "") or None) if retrieval else None,
+            retrieved=retrieved_chunks(retrieval),
         )
 
 

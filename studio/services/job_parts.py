@@ -2,12 +2,17 @@
 
 A run's part answers rows; an evaluation's (one part) scores outputs with
 :func:`studio.services.evaluations.execute_evaluation`, which resumes where a
-killed worker stopped. :func:`run_part` marks the part running, answers its rows with the run engine
+killed worker stopped; an ingestion's (one part) reads files into a knowledge base and
+embeds them (:func:`studio.services.knowledge_jobs.ingest_part`). :func:`run_part` marks
+the part running, answers its rows with the run engine
 (:func:`studio.services.runs.execute_run` over the part's rows at its share of
 the calls), watches the job's cancel flag in the database every half second
 (a Cancel from any process stops the part within a second), and settles the
 job when its last part ends. A part that finds its job cancelled, failed or
 replaced does nothing.
+
+Rules: no check here; it runs as the job's starter (in-process) or as WORKER, after
+:mod:`studio.services.jobs` checked who enqueued the job.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class _Plan:
     run_id: int
     part: RunPart
     evaluation_id: int | None = None  # an evaluation's part scores instead of answering
+    ingestion_kb: int | None = None  # an ingestion's part reads files and embeds chunks
 
 
 def lock_job(session: Session, job_id: int) -> Job | None:
@@ -113,6 +119,10 @@ def _begin(job_id: int, index: int, key: str, worker: str) -> _Plan | None:
         if job.kind == "evaluation":
             return _Plan(
                 run_id=0, part=RunPart(0, 0, part.concurrency), evaluation_id=job.subject_id
+            )
+        if job.kind == "ingestion":
+            return _Plan(
+                run_id=0, part=RunPart(0, 0, part.concurrency), ingestion_kb=job.subject_id
             )
         run = session.get(Run, job.subject_id)
         if run is None:
@@ -244,6 +254,16 @@ async def run_part(
     try:
         if plan.evaluation_id is not None:
             return await _score(job_id, index, plan, cancel, stopping)
+        if plan.ingestion_kb is not None:
+            from studio.services.knowledge_jobs import ingest_part
+
+            return await ingest_part(
+                job_id=job_id,
+                index=index,
+                kb_id=plan.ingestion_kb,
+                cancel=cancel,
+                stopping=stopping,
+            )
         progress = await execute_run(run_id=plan.run_id, cancel=cancel, part=plan.part)
     except StudioError as exc:
         await asyncio.to_thread(_end, job_id, index, "failed", str(exc))

@@ -12,6 +12,9 @@ Ctrl-C a worker takes no new part, and its running parts stop their new calls,
 wait for the calls in flight and go back to the queue for another worker.
 
 The queue's schema is applied by migration 0006 (see ``studio/store``).
+
+Rules: a worker acts as :data:`~studio.core.identity.WORKER` (it carries out work a
+permitted caller enqueued); deferring parts is for :mod:`studio.services.jobs` only.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from sqlalchemy import text
 
 from studio.core.errors import ConfigError
+from studio.core.identity import WORKER, acting_as
 from studio.core.settings import get_settings
 from studio.services.job_parts import PartHandedBack, run_part
 from studio.store import get_engine
@@ -67,9 +71,10 @@ def _make_app(connector: Any) -> Any:
 
     @app.task(name=TASK, queue=QUEUE, retry=retry, pass_context=True)
     async def run_part_task(context: Any, job_id: int, index: int, key: str) -> str:
-        return await run_part(
-            job_id=job_id, index=index, key=key, worker=worker_name(), stopping=_stopping
-        )
+        with acting_as(WORKER):  # a queued part carries out work someone permitted enqueued
+            return await run_part(
+                job_id=job_id, index=index, key=key, worker=worker_name(), stopping=_stopping
+            )
 
     return app
 
@@ -182,4 +187,5 @@ def serve(*, concurrency: int, queues: list[str] | None = None) -> None:
             "that starts them, so there is nothing for a worker to do.",
             hint="Set DATABASE_URL=postgresql://user@host:5432/db to share work between workers.",
         )
-    asyncio.run(_serve(concurrency, queues))
+    with acting_as(WORKER):  # every task the loop starts copies this context
+        asyncio.run(_serve(concurrency, queues))

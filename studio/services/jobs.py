@@ -1,4 +1,5 @@
-"""Jobs: long work (runs today) as parts on a task queue, one interface for every face.
+"""Jobs: long work (runs, evaluations, ingestion) as parts on a task queue, one interface
+for every face. Ingestion jobs are started by :mod:`studio.services.knowledge_jobs`.
 
 The UI, the CLI and the gateway only call this module: :func:`enqueue_run`,
 :func:`get_job` (status and progress), :func:`cancel_job`, :func:`retry_job`,
@@ -17,11 +18,16 @@ A run is split into parts of ``STUDIO_JOB_PART_ROWS`` rows. Who executes them
 Progress is the run's rows counted in the database, so any process sees the
 rows of every worker. Cancel sets a flag in the database that every running
 part reads twice a second; finished rows are kept.
+
+Rules: a job is its app's (:mod:`studio.services.app_access`): reading needs access to the
+app, starting, cancelling and retrying also the admin or member role. An in-process job
+runs with a copy of its starter's context, so it acts as the person who started it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -34,6 +40,7 @@ from sqlmodel import Session, col, select
 from studio.core.errors import ConfigError, ConflictError, NotFoundError, StudioError
 from studio.core.settings import get_settings
 from studio.services import job_queue
+from studio.services.app_access import check_app, visible_apps
 from studio.services.job_parts import (
     ACTIVE,
     FINAL,
@@ -44,6 +51,7 @@ from studio.services.job_parts import (
     score_counts,
     settle,
 )
+from studio.services.members import require_member_role
 from studio.store import session_scope
 from studio.store.tables import Job, JobPart, Run, utcnow
 
@@ -128,6 +136,12 @@ def _view(session: Session, job: Job) -> JobView:
         data["done"], data["errors"], data["cached"] = run_counts(session, job.subject_id)
     elif job.kind == "evaluation" and job.subject_id is not None:
         data["done"], data["errors"] = score_counts(session, job.subject_id)
+    elif job.kind == "ingestion" and job.subject_id is not None:
+        from studio.services.knowledge_jobs import embedding_counts
+
+        counts = embedding_counts(session, job.subject_id)
+        if counts is not None and job.state in ACTIVE:  # a finished job keeps its figures
+            data["done"], data["total"] = counts
     states = session.exec(select(JobPart.state).where(JobPart.job_id == job.id)).all()
     data["parts_done"] = sum(1 for s in states if s == "done")
     if _interrupted(job):
@@ -180,10 +194,12 @@ def _executor() -> str:
 def enqueue_run(*, run_id: int, actor: str) -> JobView:
     """Start (or resume) a run as a job; its parts only answer the rows still missing."""
     settings = get_settings()
+    require_member_role("start runs")
     with session_scope() as session:
         run = session.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"No run {run_id}.", hint="Check the run id.")
+        check_app(session=session, app_id=run.app_id, action="start runs", what="run")
         _check_free(session, "run", run_id, f"Run {run_id}")
         concurrency = _run_concurrency(session, run)
         size = settings.job_part_rows
@@ -244,6 +260,7 @@ def enqueue_evaluation(*, evaluation_id: int, actor: str, concurrency: int = 8) 
     a retry or a worker taking over after a crash never scores an output twice."""
     from studio.services.evaluations import evaluation_data
 
+    require_member_role("start evaluations")
     with session_scope() as session:
         data = evaluation_data(session=session, evaluation_id=evaluation_id)
         _check_free(session, "evaluation", evaluation_id, f"Evaluation {evaluation_id}")
@@ -278,7 +295,13 @@ def job_for_evaluation(*, evaluation_id: int) -> JobView | None:
             .order_by(col(Job.id).desc())
             .limit(1)
         ).first()
-        return _view(session, job) if job is not None else None
+        return _checked_view(session, job) if job is not None else None
+
+
+def _checked_view(session: Session, job: Job) -> JobView:
+    """The job's view if the caller may see it (a job is its app's)."""
+    check_app(session=session, app_id=job.app_id, action="see jobs", what="job")
+    return _view(session, job)
 
 
 def _dispatch(job_id: int) -> None:
@@ -296,8 +319,13 @@ def _dispatch(job_id: int) -> None:
     if executor == "queue":
         job_queue.defer_parts(job_id=job_id, key=key, parts=todo)
         return
+    # The thread acts as the caller who started the job (the actor is a context variable).
+    context = contextvars.copy_context()
     thread = threading.Thread(
-        target=_run_here, args=(job_id, key, todo), name=f"job-{job_id}", daemon=True
+        target=context.run,
+        args=(_run_here, job_id, key, todo),
+        name=f"job-{job_id}",
+        daemon=True,
     )
     with _threads_lock:
         _threads[job_id] = thread
@@ -340,7 +368,7 @@ def get_job(*, job_id: int) -> JobView:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFoundError(f"No job {job_id}.", hint="See `studio job list`.")
-        return _view(session, job)
+        return _checked_view(session, job)
 
 
 def job_for_run(*, run_id: int) -> JobView | None:
@@ -352,13 +380,16 @@ def job_for_run(*, run_id: int) -> JobView | None:
             .order_by(col(Job.id).desc())
             .limit(1)
         ).first()
-        return _view(session, job) if job is not None else None
+        return _checked_view(session, job) if job is not None else None
 
 
 def list_jobs(*, states: tuple[str, ...] | None = None, limit: int = 100) -> list[JobView]:
-    """Jobs newest first; ``states`` filters (e.g. ``ACTIVE``)."""
+    """Jobs newest first (of the apps the caller may use); ``states`` filters."""
     with session_scope() as session:
+        visible = visible_apps(session=session, action="list jobs")
         query = select(Job).order_by(col(Job.id).desc()).limit(limit)
+        if visible is not None:
+            query = query.where(col(Job.app_id).in_(visible))
         if states:
             query = query.where(col(Job.state).in_(states))
         return [_view(session, job) for job in session.exec(query).all()]
@@ -366,10 +397,12 @@ def list_jobs(*, states: tuple[str, ...] | None = None, limit: int = 100) -> lis
 
 def cancel_job(*, job_id: int) -> JobView:
     """Ask every part of the job to stop (they do within a second); finished rows stay."""
+    require_member_role("cancel jobs")
     with session_scope() as session:
         job = lock_job(session, job_id)
         if job is None:
             raise NotFoundError(f"No job {job_id}.", hint="See `studio job list`.")
+        check_app(session=session, app_id=job.app_id, action="cancel jobs", what="job")
         if job.state in ACTIVE:
             job.cancel_requested = True
             session.add(job)
@@ -388,10 +421,17 @@ def cancel_job(*, job_id: int) -> JobView:
 
 def retry_job(*, job_id: int) -> JobView:
     """Run a stopped job's unfinished parts again (each only answers its missing rows)."""
+    require_member_role("retry jobs")
     with session_scope() as session:
         job = lock_job(session, job_id)
         if job is None:
             raise NotFoundError(f"No job {job_id}.", hint="See `studio job list`.")
+        check_app(session=session, app_id=job.app_id, action="retry jobs", what="job")
+        if job.kind == "finetuning":  # it has no parts: settling it would call it succeeded
+            raise ConflictError(
+                f"Job {job_id} is a fine-tuning job.",
+                hint=f"Resume it with `studio finetune resume {job_id}`.",
+            )
         if job.state in ACTIVE and not _interrupted(job):
             raise ConflictError(
                 f"Job {job_id} is still {job.state}.", hint="Cancel it first, or wait for it."

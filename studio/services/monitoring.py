@@ -15,6 +15,9 @@
   filters (status, time, text) and one request in detail.
 * :func:`usage_by_day`: requests, tokens and cost per day, endpoint and model.
 * :func:`request_inputs`: the ``inputs`` of logged requests, as dataset rows.
+
+Rules: a person reads the traffic of their apps' endpoints only (administrators all of it),
+an API key its app's (:mod:`studio.services.app_access`); reviewers none.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, DatasetError, NotFoundError
+from studio.services.app_access import check_app, visible_apps
 from studio.services.datasets import latest_version, load_rows, save_edited_version, upload_dataset
+from studio.services.members import require_member_role
 from studio.store.tables import (
     Dataset,
     DatasetVersion,
@@ -64,6 +69,16 @@ __all__ = [
 
 _RATIO = math.log(1.05)
 _FLOOR_MS = 0.01
+
+
+def _scope(session: Session, ids: Collection[int] | None, action: str) -> Collection[int] | None:
+    """``ids`` narrowed to the endpoints of the caller's apps (administrators: as given)."""
+    visible = visible_apps(session=session, action=action)
+    if visible is None:
+        return ids
+    stmt = select(Endpoint.id).where(col(Endpoint.app_id).in_(visible))
+    mine = {int(i) for i in session.exec(stmt).all() if i is not None}
+    return mine if ids is None else mine & set(ids)
 
 
 def latency_bin(ms: float) -> int:
@@ -191,6 +206,7 @@ def request_stats(
     (when not ``None``) limits the figures to those endpoints: the gateway passes the
     endpoints of the calling key's app.
     """
+    endpoint_ids = _scope(session, endpoint_ids, "read traffic")
     until = until or utcnow()
     first, last = epoch_minute(since), epoch_minute(until) + 1
     span = max(1, last - first)
@@ -283,6 +299,7 @@ class RequestSummary(BaseModel):
 class RequestDetail(RequestSummary):
     request_body: str | None
     response_body: str | None
+    retrieval: dict[str, Any] | None = None  # the chunks an endpoint's retrieval step used
 
 
 StatusFilter = Literal["all", "ok", "error"] | int
@@ -303,6 +320,7 @@ def list_requests(
     """Logged requests, newest first. ``status`` is all, ok, error or one HTTP status;
     ``text`` matches the request id, the error and the bodies; ``endpoint_ids`` (when
     not ``None``) keeps only requests to those endpoints."""
+    endpoint_ids = _scope(session, endpoint_ids, "read traffic")
     stmt = select(RequestLog)
     if endpoint_id is not None:
         stmt = stmt.where(RequestLog.endpoint_id == endpoint_id)
@@ -338,6 +356,7 @@ def get_request(
 ) -> RequestDetail:
     """One logged request with its bodies. With ``endpoint_ids``, a request to another
     endpoint is reported as missing (the caller may not learn that it exists)."""
+    endpoint_ids = _scope(session, endpoint_ids, "read traffic")
     row = session.exec(select(RequestLog).where(RequestLog.request_id == request_id)).first()
     if row is not None and endpoint_ids is not None and row.endpoint_id not in endpoint_ids:
         row = None
@@ -351,7 +370,11 @@ def get_request(
 
 def request_inputs(*, session: Session, request_ids: list[str]) -> list[dict[str, str]]:
     """The ``inputs`` of logged generate requests, as dataset rows (others are skipped)."""
-    rows = session.exec(select(RequestLog).where(col(RequestLog.request_id).in_(request_ids))).all()
+    visible = _scope(session, None, "read traffic")
+    stmt = select(RequestLog).where(col(RequestLog.request_id).in_(request_ids))
+    if visible is not None:
+        stmt = stmt.where(col(RequestLog.endpoint_id).in_(list(visible)))
+    rows = session.exec(stmt).all()
     out = []
     for row in sorted(rows, key=lambda r: r.created_at):
         try:
@@ -373,6 +396,8 @@ def requests_to_dataset(
 ) -> DatasetVersion:
     """Turn logged requests into test rows: a new version of dataset ``dataset_id`` with the
     requests' ``inputs`` appended (new columns added), or a new dataset called ``name``."""
+    require_member_role("add requests to datasets")
+    check_app(session=session, app_id=app_id, action="add requests to datasets")
     rows = request_inputs(session=session, request_ids=request_ids)
     if not rows:
         raise DatasetError(
@@ -448,6 +473,7 @@ def usage_by_day(
 ) -> list[UsageDay]:
     """Gateway requests, errors, tokens and cost per day, endpoint and model (last 30 days
     by default); requests that reached neither (e.g. the monitoring API) are left out."""
+    endpoint_ids = _scope(session, endpoint_ids, "read usage")
     until = until or utcnow()
     since = since or until - timedelta(days=30)
     day = (col(RequestLog.minute) // 1440).label("day")

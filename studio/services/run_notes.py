@@ -1,4 +1,7 @@
-"""Sentences about a run's concurrency, for the user, before the run starts."""
+"""Sentences about a run's concurrency, for the user, before the run starts.
+
+Rules: the admin or member role (it reads the model's connection).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from studio.core.errors import StudioError
 from studio.core.prompting import build_payload
 from studio.models import registry
 from studio.models.registry import models as registry_models
+from studio.services.members import require_member_role
 
 __all__ = ["concurrency_note"]
 
@@ -19,6 +23,7 @@ def concurrency_note(
     ``concurrency``; None when the run's concurrency is what runs, when none was
     asked for (the connection's limit is then the run's), or when the model
     cannot be resolved (the run itself reports that)."""
+    require_member_role("plan runs")
     if concurrency is None:
         return None
     try:

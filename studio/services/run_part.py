@@ -4,6 +4,8 @@ A big run is split into parts that workers share (see :mod:`studio.services.jobs
 The run engine answers a part exactly like a whole run, only over its rows: a
 part executed twice (a worker died, a part handed back on shutdown) fills only
 its gaps, thanks to the ``(run, row, sample)`` unique key.
+
+Rules: no check here (a part's rows only); :mod:`studio.services.runs` checks.
 """
 
 from __future__ import annotations

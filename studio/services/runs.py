@@ -11,7 +11,13 @@ and keeps finished rows. Identical calls (same model, parameters and rendered
 prompt) are answered from the response cache unless the run asks for fresh
 samples. A run references a stored model by id (``RunConfig.model_id``, filled by
 :func:`create_run`), and so does its cache key: renaming the model keeps the run
-resumable and its cached answers in use.
+resumable and its cached answers in use. A run with a retrieval step
+(:mod:`studio.services.retrieval`; a variant version's run always has the version's)
+searches the knowledge base for each row before rendering it, stores the chunks with the
+row, and makes a failed search that row's error; finished rows (written by
+:mod:`studio.services.run_writes`) are never searched or asked again.
+
+Rules: reading a run needs access to its app, changing it also the admin or member role.
 """
 
 from __future__ import annotations
@@ -26,22 +32,28 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from studio.core.errors import NotFoundError, StudioError
+from studio.core.identity import current_actor, set_actor
 from studio.core.prompting import build_payload, output_text
 from studio.core.settings import get_settings
-from studio.core.templates import PromptTemplate, render, require_columns
+from studio.core.templates import PromptTemplate, render
 from studio.models import registry
 from studio.models.registry import models as registry_models
-from studio.models.usage import Price, price_of, usage_values
+from studio.models.usage import Price
 from studio.providers.base import Provider, call_clock
+from studio.services.app_access import check_app
 from studio.services.datasets import get_version
+from studio.services.members import require_member_role
+from studio.services.retrieval_spec import RetrievalSpec, parse_retrieval, require_prompt_columns
 from studio.services.run_notes import concurrency_note
 from studio.services.run_part import RunPart
+from studio.services.run_writes import Call as _Call
+from studio.services.run_writes import model_prices as _prices
+from studio.services.run_writes import persist as _persist
 from studio.store import session_scope
-from studio.store.tables import DatasetRow, ModelCall, ResponseCache, Run, RunResult, utcnow
+from studio.store.tables import DatasetRow, ResponseCache, Run, RunResult, VariantVersion, utcnow
 
 __all__ = [
     "RunConfig",
@@ -71,6 +83,11 @@ class RunConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=512)
     samples: int = Field(default=1, ge=1, le=20)
     use_cache: bool = True
+    retrieval: RetrievalSpec | None = Field(
+        default=None,
+        description="The retrieval step each row runs before its prompt is rendered (for a "
+        "variant version's run, the version's own when not given)",
+    )
 
 
 class RunProgress(BaseModel):
@@ -101,8 +118,11 @@ def create_run(
     variant_version_id: int | None = None,
 ) -> Run:
     """Check the template against the dataset's columns and the model, then record the run."""
+    require_member_role("start runs")
+    check_app(session=session, app_id=app_id, action="start runs")
     version = get_version(session=session, version_id=dataset_version_id)
-    require_columns(config.prompt, list(version.columns))
+    config = _with_retrieval(session, app_id, config, variant_version_id)
+    require_prompt_columns(config.prompt, config.retrieval, list(version.columns))
     if config.model_id is None:
         config = config.model_copy(
             update={"model_id": registry_models.stored_model_id(session=session, ref=config.model)}
@@ -123,6 +143,21 @@ def create_run(
     session.add(run)
     session.flush()
     return run
+
+
+def _with_retrieval(
+    session: Session, app_id: int, config: RunConfig, variant_version_id: int | None
+) -> RunConfig:
+    """``config`` with its retrieval step checked; a variant version's run takes the
+    version's step when the config names none (the run's snapshot records it)."""
+    from studio.services.retrieval import check_retrieval  # the search machinery: lazily
+
+    spec = config.retrieval
+    stored = session.get(VariantVersion, variant_version_id) if variant_version_id else None
+    if spec is None and stored is not None:
+        spec = parse_retrieval(stored.retrieval or None)
+    spec = check_retrieval(session=session, spec=spec, app_id=app_id)
+    return config.model_copy(update={"retrieval": spec})
 
 
 def _model_ref(session: Session, config: RunConfig) -> str:
@@ -197,93 +232,6 @@ def _page(
     return [(int(i), {c: str(data.get(c, "")) for c in columns}) for i, data in stored]
 
 
-class _Call(BaseModel):
-    """What one model call left to record with its row."""
-
-    model_config = {"arbitrary_types_allowed": True}
-
-    latency_ms: float
-    response: BaseModel | None = None
-    error: str | None = None
-    cache_key: str | None = None
-
-
-def _prices(session: Session, prepared: registry.PreparedModel) -> Price:
-    """The model's price, read once per run."""
-    return price_of(session=session, names=prepared.price_names)
-
-
-def _write(
-    session: Session,
-    result: RunResult,
-    call: _Call | None,
-    prepared: registry.PreparedModel,
-    prices: Price,
-    *,
-    with_result: bool = True,
-) -> None:
-    """Add one finished row, the usage of its call and its cache entry to ``session``.
-
-    Nothing is flushed here, so a batch of rows goes out as multi-row INSERTs.
-    """
-    if call is not None:
-        prompt, answer = result.prompt_tokens or 0, result.response_tokens or 0
-        result.cost = prices.cost(prompt, answer) if call.response else 0.0
-        usage = ModelCall(
-            **usage_values(
-                deployment_id=prepared.deployment_id,
-                model_name=prepared.name,
-                model_type=prepared.model_type,
-                source="run",
-                latency_ms=call.latency_ms,
-                prompt_tokens=prompt,
-                response_tokens=answer,
-                cost=result.cost,
-                error=call.error,
-            )
-        )
-        session.add(usage)
-    if with_result:
-        session.add(result)
-    response = call.response if call is not None else None
-    key = call.cache_key if call is not None else None
-    if response is not None and key and session.get(ResponseCache, key) is None:
-        data = response.model_dump(mode="json")
-        session.add(ResponseCache(key=key, model=prepared.name, response=data))
-
-
-def _persist(
-    items: list[tuple[RunResult, _Call | None]], prepared: registry.PreparedModel, prices: Price
-) -> list[bool]:
-    """Write finished rows in one transaction; for each, False if it was already answered.
-
-    A row can be answered already when another process resumed the same run;
-    then each row is written on its own, and a call's usage is kept even when
-    its row is not.
-    """
-    try:
-        with session_scope() as session:
-            for result, call in items:
-                _write(session, result, call, prepared, prices)
-        return [True] * len(items)
-    except IntegrityError:
-        pass
-    written = []
-    for result, call in items:
-        result.id = None
-        try:
-            with session_scope() as session:
-                _write(session, result, None, prepared, prices)
-            written.append(True)
-        except IntegrityError:
-            written.append(False)
-        if call is not None:
-            with session_scope() as session:
-                uncached = call.model_copy(update={"cache_key": None})
-                _write(session, result, uncached, prepared, prices, with_result=False)
-    return written
-
-
 async def execute_run(
     *,
     run_id: int,
@@ -310,7 +258,9 @@ async def execute_run(
     progress = RunProgress(run_id=run_id, total=rows * samples, done=len(answered))
     started = time.perf_counter()
     queue: asyncio.Queue[tuple[int, int, dict[str, str]] | None] = asyncio.Queue(workers * 2)
-    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-{run_id}-db")
+    db = ThreadPoolExecutor(  # the database thread acts as the run's caller
+        1, thread_name_prefix=f"run-{run_id}-db", initializer=set_actor, initargs=(current_actor(),)
+    )
     # Answered rows on their way to the writer (None: the workers are done).
     finished: asyncio.Queue[tuple[RunResult, _Call | None] | None] = asyncio.Queue(workers * 4)
     working = [workers]
@@ -415,9 +365,12 @@ async def _answer(
     sample: int,
 ) -> tuple[RunResult, _Call | None]:
     """One row's result, and the model call to record with it (none if cached or unrendered)."""
+    from studio.services.retrieval import arow_with_retrieval
+
     result = RunResult(run_id=run_id, row_index=row_index, sample_index=sample)
-    try:
-        rendered = render(config.prompt, row)
+    try:  # the retrieval step first: its chunks are the prompt's {{context}}
+        values, result.retrieval = await arow_with_retrieval(config.retrieval, row)
+        rendered = render(config.prompt, values)
     except StudioError as exc:
         result.error = str(exc)
         return result, None
@@ -472,16 +425,25 @@ def run_sync(
     return asyncio.run(execute_run(run_id=run_id, on_progress=on_progress, cancel=cancel))
 
 
-def cancel_run(*, session: Session, run_id: int) -> None:
+def _checked_run(session: Session, run_id: int, action: str) -> Run:
     run = session.get(Run, run_id)
     if run is None:
         raise NotFoundError(f"No run {run_id}.")
+    check_app(session=session, app_id=run.app_id, action=action, what="run")
+    return run
+
+
+def cancel_run(*, session: Session, run_id: int) -> None:
+    require_member_role("cancel runs")
+    run = _checked_run(session, run_id, "cancel runs")
     run.status = "cancelled"
     session.add(run)
 
 
 def retry_failed(*, session: Session, run_id: int) -> int:
     """Forget failed rows so the next execute_run answers them again; returns how many."""
+    require_member_role("retry runs")
+    _checked_run(session, run_id, "retry runs")
     failed = session.exec(
         select(RunResult).where(RunResult.run_id == run_id, col(RunResult.error).is_not(None))
     ).all()
@@ -492,6 +454,7 @@ def retry_failed(*, session: Session, run_id: int) -> int:
 
 
 def list_results(*, session: Session, run_id: int) -> list[RunResult]:
+    _checked_run(session, run_id, "read runs")
     return list(
         session.exec(
             select(RunResult)

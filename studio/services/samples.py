@@ -2,6 +2,8 @@
 
 Each example is an app with one dataset and a starting variant on a built-in
 model, so a new user can press Generate at once, offline.
+
+Rules: the admin or member role (the example app is made through the apps service).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from studio.core.errors import ConfigError
 from studio.core.templates import PromptTemplate
 from studio.services.apps import create_app, list_apps
 from studio.services.datasets import list_datasets, upload_dataset
+from studio.services.members import require_member_role
 from studio.services.variants import VariantConfig, create_variant, list_variants
 
 __all__ = ["DATA_DIR", "EXAMPLES", "Example", "create_example"]
@@ -78,6 +81,7 @@ EXAMPLES = {
 
 def create_example(*, session: Session, key: str) -> int:
     """Create (or find) the example app with its dataset and starting variant; its app id."""
+    require_member_role("create example apps")
     example = EXAMPLES.get(key)
     if example is None:
         raise ConfigError(f"No example named '{key}'. Examples: {', '.join(EXAMPLES)}.")

@@ -9,6 +9,9 @@ the fork's version 1 copies the chosen version and remembers where it came from.
 A version stores its model as a name *and*, for a stored (custom) model, the
 model's id: renaming the model keeps the version working and updates the name
 it shows; built-in and ``connection/model`` names are their own reference.
+
+Rules: reading needs access to the variant's app, saving also the admin or member role
+(:mod:`studio.services.app_access`); reviewers and anonymous callers none.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from studio.core.errors import ConflictError, FieldProblem, NotFoundError, RequestValidationError
+from studio.core.ids import row_id
 from studio.core.schemas import Sampling, problems_from_pydantic
 from studio.core.templates import MessageTemplate, PromptTemplate, validate_prompt
+from studio.services.app_access import check_app
 from studio.services.apps import get_app
+from studio.services.members import require_member_role
+from studio.services.retrieval_spec import RetrievalSpec, parse_retrieval, retrieval_dict
 from studio.store.tables import Model, Variant, VariantVersion
 
 __all__ = [
@@ -66,13 +73,17 @@ class VariantParameters(Sampling):
 
 
 class VariantConfig(BaseModel):
-    """What a variant version holds: the model, the prompt and sampling parameters."""
+    """What a variant version holds: the model, the prompt, sampling parameters and an
+    optional retrieval step (:mod:`studio.services.retrieval_spec`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, description="Model name, e.g. builtin/smollm2-135m-instruct")
     prompt: PromptTemplate
     parameters: VariantParameters = Field(default_factory=VariantParameters)
+    retrieval: RetrievalSpec | None = Field(
+        default=None, description="Search a knowledge base per row into {{context}}; none if null."
+    )
 
     def parameter_dict(self) -> dict[str, Any]:
         """The parameters that are set, as sent to the model."""
@@ -123,6 +134,7 @@ def version_config(version: VariantVersion) -> VariantConfig:
         model=version.model,
         prompt=prompt,
         parameters=VariantParameters.model_validate(version.parameters),
+        retrieval=parse_retrieval(version.retrieval or None),
     )
 
 
@@ -164,10 +176,20 @@ def _new_version(
         system_prompt=prompt.system,
         messages=[m.model_dump() for m in prompt.messages],
         parameters=config.parameter_dict(),
+        retrieval=retrieval_dict(config.retrieval),
     )
 
 
+def _check_retrieval(session: Session, app_id: int, config: VariantConfig) -> None:
+    """Refuse now, with a sentence, a retrieval step a run could not use."""
+    if config.retrieval is not None:
+        from studio.services.retrieval import check_retrieval  # the search machinery: lazily
+
+        check_retrieval(session=session, spec=config.retrieval, app_id=app_id)
+
+
 def latest_version(*, session: Session, variant_id: int) -> VariantVersion:
+    _variant(session, variant_id)
     version = session.exec(
         select(VariantVersion)
         .where(VariantVersion.variant_id == variant_id)
@@ -180,10 +202,14 @@ def latest_version(*, session: Session, variant_id: int) -> VariantVersion:
 
 def get_version(*, session: Session, version_id: int) -> VariantVersion:
     version = session.get(VariantVersion, version_id)
-    if version is None:
+    variant = session.get(Variant, version.variant_id) if version is not None else None
+    if version is None or variant is None:
         raise NotFoundError(
             f"No variant version {version_id}.", hint="Pick one from the variant's history."
         )
+    check_app(
+        session=session, app_id=variant.app_id, action="read variants", what="variant version"
+    )
     return version
 
 
@@ -203,9 +229,10 @@ def save_version(
     *, session: Session, variant_id: int, config: VariantConfig, note: str = ""
 ) -> VariantVersion:
     """Save ``config`` as the next version; an unchanged config returns the latest one."""
+    require_member_role("save variants")
     config = parse_config(config)
     validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
-    _variant(session, variant_id)
+    _check_retrieval(session, _variant(session, variant_id).app_id, config)
     latest = latest_version(session=session, variant_id=variant_id)
     config, model_id = _with_model_id(session, config)
     if version_config(latest) == config and latest.model_id == model_id:
@@ -229,6 +256,7 @@ def _variant(session: Session, variant_id: int) -> Variant:
     variant = session.get(Variant, variant_id)
     if variant is None:
         raise NotFoundError(f"No variant {variant_id}.", hint="Pick one from the app's variants.")
+    check_app(session=session, app_id=variant.app_id, action="read variants", what="variant")
     return variant
 
 
@@ -276,9 +304,11 @@ def _create(
     model_id: str | None = None,
 ) -> VariantVersion:
     """Make the variant; ``model_id`` (a fork's) keeps the source version's model reference."""
+    require_member_role("create variants")
     validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
     app = get_app(session=session, ref=app_id)
     assert app.id is not None
+    _check_retrieval(session, app.id, config)
     cleaned = _clean_name(name)
     _check_free(session, app.id, cleaned)
     variant = Variant(app_id=app.id, name=cleaned, forked_from_version_id=forked_from)
@@ -295,6 +325,7 @@ def _create(
 
 def get_variant(*, session: Session, app_id: int, ref: int | str) -> Variant:
     """Find a variant of an app by name or id (a name wins over an id that looks the same)."""
+    check_app(session=session, app_id=app_id, action="read variants")
     variant: Variant | None = None
     if isinstance(ref, int):
         variant = session.get(Variant, ref)
@@ -302,8 +333,9 @@ def get_variant(*, session: Session, app_id: int, ref: int | str) -> Variant:
         text = ref.strip()
         query = select(Variant).where(Variant.app_id == app_id, Variant.name == text)
         variant = session.exec(query).first()
-        if variant is None and text.isdigit():
-            variant = session.get(Variant, int(text))
+        number = row_id(text)
+        if variant is None and number is not None:
+            variant = session.get(Variant, number)
     if variant is None or variant.app_id != app_id:
         raise NotFoundError(
             f"No variant '{ref}' in this app.", hint="See `studio variant list --app APP`."
@@ -315,6 +347,7 @@ def list_variants(
     *, session: Session, app_id: int, include_archived: bool = False
 ) -> list[VariantSummary]:
     """The app's variants by name, each with its latest version."""
+    check_app(session=session, app_id=app_id, action="list variants")
     query = select(Variant).where(Variant.app_id == app_id)
     if not include_archived:
         query = query.where(col(Variant.archived).is_(False))
@@ -388,6 +421,7 @@ def fork_variant(
 
 
 def rename_variant(*, session: Session, variant_id: int, name: str) -> Variant:
+    require_member_role("rename variants")
     variant = _variant(session, variant_id)
     cleaned = _clean_name(name)
     if cleaned != variant.name:
@@ -400,6 +434,7 @@ def rename_variant(*, session: Session, variant_id: int, name: str) -> Variant:
 
 def archive_variant(*, session: Session, variant_id: int, archived: bool = True) -> Variant:
     """Hide a variant from the default list (``archived=False`` restores it)."""
+    require_member_role("archive variants")
     variant = _variant(session, variant_id)
     if variant.archived != archived:
         variant.archived = archived
@@ -428,6 +463,10 @@ def render_config(config: VariantConfig) -> str:
         for i, message in enumerate(prompt.messages, start=1):
             lines.append(f"message {i} ({message.role}):")
             lines += [f"  {line}" for line in message.content.splitlines()]
+    if config.retrieval is not None:
+        lines.append("retrieval:")
+        steps = config.retrieval.model_dump(mode="json")
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in steps.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    String,
     Text,
     UniqueConstraint,
 )
@@ -125,6 +127,10 @@ class VariantVersion(SQLModel, table=True):
     system_prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     messages: list[dict[str, Any]] = _json_list()
     parameters: dict[str, Any] = _json()
+    retrieval: dict[str, Any] = _json(
+        description="the retrieval step, empty for none: {kb_id, query_template, top_k, "
+        "reranker, join, ...} (see studio.services.retrieval)"
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -198,6 +204,12 @@ class RunResult(SQLModel, table=True):
     latency_ms: float | None = None
     cost: float | None = None
     cached: bool = False
+    retrieval: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="what the retrieval step gave this row: {query, chunks: [{id, document_id, "
+        "document, position, score, text}]}; None without a retrieval step",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -294,6 +306,18 @@ class ApiKey(SQLModel, table=True):
     is_admin: bool = Field(
         default=False, description="an administrative key: belongs to no app, may manage models"
     )
+    scopes: str = Field(
+        default="invoke",
+        max_length=100,
+        description="comma-separated: invoke (this app's endpoints), models (raw models), "
+        "manage (models, deployments, templates)",
+    )
+    user_id: int | None = Field(
+        default=None,
+        foreign_key="studiouser.id",
+        index=True,
+        description="set for a personal access token: it acts with this user's role",
+    )
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -336,6 +360,12 @@ class RequestLog(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     request_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    retrieval: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="the chunks an endpoint's retrieval step used: {query, chunks: [{id, "
+        "document, score}]}",
+    )
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -562,3 +592,297 @@ class KeyRateWindow(SQLModel, table=True):
     )
     window_start: int = Field(sa_column=Column(BigInteger, primary_key=True))
     count: int = 0
+
+
+# -- accounts, sessions, audit ----------------------------------------------------
+
+
+class StudioUser(SQLModel, table=True):
+    """A person who signs in. ``password_hash`` is argon2 (never the password)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    role: str = Field(max_length=20, description="admin, member or reviewer")
+    password_hash: str | None = Field(default=None, max_length=200)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_sign_in_at: datetime | None = None
+
+
+class UserSession(SQLModel, table=True):
+    """A browser sign-in: the cookie holds the token, the table its SHA-256 hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("studiouser.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    token_hash: str = Field(unique=True, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    address: str = Field(default="", max_length=100)
+
+
+class AppMember(SQLModel, table=True):
+    """Who belongs to an app: members see and change only their apps."""
+
+    app_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app.id", ondelete="CASCADE"), primary_key=True)
+    )
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("studiouser.id", ondelete="CASCADE"), primary_key=True)
+    )
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins per account name or per address (``subject`` is ``account:NAME``
+    or ``address:IP``; names that match no account are counted the same way)."""
+
+    subject: str = Field(primary_key=True, max_length=200)
+    failures: int = 0
+    first_failure_at: datetime = Field(default_factory=utcnow)
+    locked_until: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who created, changed or removed what, when and from where. ``details`` never holds
+    a secret (``studio.store.audit`` drops secret-looking fields)."""
+
+    __table_args__ = (Index("ix_auditevent_target", "target_kind", "target_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=200, description="who: a user, a key, the local operator")
+    actor_user_id: int | None = Field(default=None, index=True)
+    origin: str = Field(default="", max_length=200, description="ui, cli, gateway + address")
+    action: str = Field(index=True, max_length=40, description="create, update, delete, ...")
+    target_kind: str = Field(max_length=40, description="user, connection, model, key, ...")
+    target_id: str = Field(default="", max_length=100)
+    target_name: str = Field(default="", max_length=300)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# -- human review -------------------------------------------------------------------
+
+
+class HumanReview(SQLModel, table=True):
+    """People rating outputs against criteria the team wrote.
+
+    ``kind``: ``binary`` (good / bad), ``scale`` (1-5) or ``pairwise`` (A / B / tie, blind).
+    ``criteria``: ``{"task", "good", "bad", "examples"}``. ``contenders``: the source's
+    contenders reviewed, ``[{"key": "A", "run_id": 3, "label": "..."}]``. ``assignees``:
+    user ids (``assignment`` ``named`` or ``split``); ``all`` means every reviewer and
+    every member of the app.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app.id", ondelete="CASCADE"), index=True)
+    )
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    criteria: dict[str, Any] = _json()
+    raters_per_item: int = 1
+    assignment: str = Field(default="all", max_length=20)
+    assignees: list[int] = _json_list()
+    item_order: str = Field(default="random", max_length=20)
+    seed: int = 0
+    sample_size: int | None = None
+    source_kind: str = Field(max_length=20, description="run, evaluation, comparison, endpoint")
+    source_id: int
+    contenders: list[dict[str, Any]] = _json_list()
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewItem(SQLModel, table=True):
+    """One thing to rate: a row's output (binary, scale) or two outputs side by side
+    (pairwise; ``swapped`` shows the second contender on the left). ``assigned``: the
+    user ids who should rate it (empty: anyone the review is given to)."""
+
+    __table_args__ = (Index("ix_reviewitem_review_position", "review_id", "position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("humanreview.id", ondelete="CASCADE"))
+    )
+    position: int
+    row_index: int | None = None
+    inputs: dict[str, Any] = _json()
+    prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    outputs: list[dict[str, Any]] = _json_list()  # [{"key", "label", "output"}]
+    swapped: bool = False
+    assigned: list[int] = _json_list()
+
+
+class ReviewRating(SQLModel, table=True):
+    """One person's rating of one item; the unique key means a rating given twice (two
+    tabs, a double click) is one rating, changed."""
+
+    __table_args__ = (
+        UniqueConstraint("item_id", "rater"),
+        Index("ix_reviewrating_review_rater", "review_id", "rater"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("humanreview.id", ondelete="CASCADE"))
+    )
+    item_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("reviewitem.id", ondelete="CASCADE"), index=True)
+    )
+    rater: str = Field(max_length=200, description="the rater's user name")
+    rater_id: int | None = None
+    rating: str = Field(max_length=20, description="good|bad, 1-5, a|b|tie, or skip")
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    source: str = Field(default="studio", max_length=20, description="studio or import")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewVerdict(SQLModel, table=True):
+    """The final verdict on an item raters disagreed on, and who settled it."""
+
+    item_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("reviewitem.id", ondelete="CASCADE"), primary_key=True)
+    )
+    review_id: int = Field(index=True)
+    verdict: str = Field(max_length=20)
+    settled_by: str = Field(max_length=200)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    settled_at: datetime = Field(default_factory=utcnow)
+
+
+# -- knowledge bases --------------------------------------------------------------
+
+
+class KnowledgeBase(SQLModel, table=True):
+    """Documents of an app, cut into chunks and embedded, for retrieval and chunk ranking.
+
+    ``embedding_model``: the model new vectors are made with; ``serving_model``: the model
+    whose vectors answer queries (the same, except while a changed model re-embeds: the
+    old vectors serve until the new ones are complete). ``chunking``: ``{"method":
+    "characters" | "paragraphs" | "headings", "size", "overlap"}`` (sizes in characters).
+    """
+
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("app.id", ondelete="CASCADE"), index=True)
+    )
+    name: str = Field(max_length=200)
+    embedding_model: str = Field(max_length=300)
+    serving_model: str = Field(max_length=300)
+    chunking: dict[str, Any] = _json()
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeDocument(SQLModel, table=True):
+    """One uploaded file of a knowledge base; ``content_hash`` (SHA-256 of the bytes and
+    the parsing options) makes the same file uploaded again a no-op."""
+
+    __table_args__ = (UniqueConstraint("kb_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kb_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("knowledgebase.id", ondelete="CASCADE"), index=True)
+    )
+    name: str = Field(max_length=300)
+    kind: str = Field(max_length=20, description="text, markdown, html, pdf, csv, jsonl")
+    content_hash: str = Field(max_length=64)
+    size_bytes: int = 0
+    chunk_count: int = 0
+    options: dict[str, Any] = _json()
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeChunk(SQLModel, table=True):
+    """A piece of a document's text, in document order (``position``)."""
+
+    __table_args__ = (Index("ix_knowledgechunk_document_position", "document_id", "position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kb_id: int = Field(index=True)
+    document_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("knowledgedocument.id", ondelete="CASCADE"))
+    )
+    position: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ChunkVector(SQLModel, table=True):
+    """A chunk's embedding by one model (float32 bytes). The key (chunk, model) means a
+    chunk is embedded once per model, however often ingestion is resumed."""
+
+    __table_args__ = (Index("ix_chunkvector_kb_model", "kb_id", "model"),)
+    chunk_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("knowledgechunk.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    model: str = Field(max_length=300, primary_key=True)
+    kb_id: int
+    dim: int
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# -- fine-tuning --------------------------------------------------------------------
+# A fine-tuning job is a Job of kind "finetuning" whose ``params`` hold the spec and the
+# hyperparameters (see studio.services.finetune); these tables hold what it produces.
+
+
+class FineTuneMetric(SQLModel, table=True):
+    """One training step's losses; the key (job, step) means a resumed job that repeats a
+    step after its last checkpoint overwrites the row instead of adding a second one."""
+
+    __table_args__ = (UniqueConstraint("job_id", "step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    )
+    step: int
+    epoch: float = 0.0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class FineTuneLog(SQLModel, table=True):
+    """A line of a fine-tuning job's log (the worker's own, or the provider's events)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    )
+    level: str = Field(default="info", max_length=10, description="info | warning | error")
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class FineTunedModel(SQLModel, table=True):
+    """The lineage of a model a fine-tuning job made: written in the same transaction as
+    the model row, so a model exists only with its lineage and a failed job leaves none."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("job.id", ondelete="CASCADE"), unique=True)
+    )
+    model_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("model.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    app_id: int | None = Field(default=None, index=True)
+    base_model: str = Field(max_length=300)
+    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    columns: dict[str, Any] = _json(description="{prompt, completion} or {messages}")
+    hyperparameters: dict[str, Any] = _json()
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+    artifact: str | None = Field(
+        default=None, max_length=1000, description="the adapter's folder (local LoRA)"
+    )
+    created_at: datetime = Field(default_factory=utcnow)

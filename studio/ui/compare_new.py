@@ -40,6 +40,7 @@ __all__ = [
     "clear_flash",
     "flash_messages",
     "new_comparison_form",
+    "start_comparison",
     "text_models",
     "variant_versions",
 ]
@@ -190,7 +191,7 @@ def _contenders(variants: list[VariantSummary]) -> tuple[list[ContenderSpec], st
     return specs, None
 
 
-def _start(comparison: Comparison, missing: list[int]) -> None:
+def start_comparison(comparison: Comparison, missing: list[int]) -> None:
     """Run the missing outputs as jobs; score at once when nothing is missing."""
     for run_id in missing:
         with contextlib.suppress(ConflictError):  # another tab started it: follow that job
@@ -220,7 +221,7 @@ def _compare(app_id: int, version: DatasetVersion, specs: list[ContenderSpec]) -
                 name=str(st.session_state.get("cmp_name", "")),
                 actor=ACTOR,
             )
-        _start(comparison, missing)
+        start_comparison(comparison, missing)
     except Exception as exc:
         st.session_state[FLASH_ERROR] = exc
         return
@@ -245,7 +246,7 @@ def new_comparison_form(
         "**Evaluators** (optional): tick the checks that decide pass or fail for every output."
     )
     catalogue_picker()
-    option_forms(version.expected_column)
+    option_forms(version.expected_column, list(version.columns))
     if not ticked():
         st.caption(
             "Without evaluators you still see every output, latency and cost side by side, "
@@ -311,7 +312,7 @@ def _add(comparison_id: int, spec: ContenderSpec) -> None:
                 contender=spec,
                 concurrency=int(st.session_state.get("cmp_parallel", DEFAULT_CONCURRENCY)),
             )
-        _start(comparison, missing)
+        start_comparison(comparison, missing)
     except Exception as exc:
         st.session_state[FLASH_ERROR] = exc
         return

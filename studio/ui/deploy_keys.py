@@ -1,8 +1,9 @@
-"""Streamlit pieces of the Deploy page: an app's API keys.
+"""Streamlit pieces of the Deploy page: an app's API keys and their scopes.
 
 A new key's plaintext lives in ``st.session_state`` only until the user
 dismisses it or leaves the page (:func:`forget_new_key_if_left`); afterwards
-only its prefix is ever shown. The key is never logged.
+only its prefix is ever shown. The key is never logged. The ``manage`` scope is
+offered to administrators only (the service refuses it to anyone else too).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
+from studio.core.identity import current_actor
 from studio.services.api_keys import ApiKeyPublic, create_key, list_keys, revoke_key
 from studio.ui.common import studio_session
 from studio.ui.deploy_endpoints import notices, notify
 
 __all__ = [
     "NEW_KEY",
+    "SCOPE_HELP",
     "forget_new_key_if_left",
     "keys_frame",
     "keys_panel",
@@ -27,7 +30,13 @@ __all__ = [
 NEW_KEY = "deploy_new_key"  # (app id, key id, prefix, plaintext) until dismissed
 USE_IN_SNIPPETS = "deploy_key_in_snippets"
 SENTINEL = "deploy_key_name"  # the key form's name field: rendered on every run of the page
+SCOPES_PICK = "deploy_key_scopes"
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+SCOPE_HELP = {
+    "invoke": "invoke: call this app's endpoints",
+    "models": "models: call raw models by name (on the studio's provider credit)",
+    "manage": "manage: create, change and delete models, deployments and templates",
+}
 
 
 def forget_new_key_if_left() -> None:
@@ -55,6 +64,7 @@ def _create(app_id: int) -> None:
                 app=app_id,
                 name=st.session_state.get(SENTINEL) or "default",
                 rate_limit_per_minute=int(limit) if limit else None,
+                scopes=list(st.session_state.get(SCOPES_PICK) or ["invoke"]),
             )
     except Exception as exc:
         notify("keys", exc)
@@ -63,6 +73,7 @@ def _create(app_id: int) -> None:
     st.session_state[USE_IN_SNIPPETS] = False
     st.session_state[SENTINEL] = ""
     st.session_state["deploy_key_limit"] = None
+    st.session_state[SCOPES_PICK] = ["invoke"]
 
 
 def _revoke(app_id: int) -> None:
@@ -102,6 +113,7 @@ def keys_frame(keys: Sequence[ApiKeyPublic]) -> pd.DataFrame:
             {
                 "Name": k.name,
                 "Key": k.prefix + "…",
+                "Scopes": ", ".join(k.scopes),
                 "Requests/minute": str(k.rate_limit_per_minute or "no limit"),
                 "Created": when(k.created_at),
                 "Last used": when(k.last_used_at) or "never",
@@ -138,6 +150,13 @@ def keys_panel(app_id: int, app_name: str) -> None:
     """Create, list and revoke the app's keys; a new key is shown once."""
     if SENTINEL not in st.session_state:
         st.session_state[SENTINEL] = ""
+    if SCOPES_PICK not in st.session_state:
+        st.session_state[SCOPES_PICK] = ["invoke"]
+    with studio_session() as session:  # restores the person at the browser, if needed
+        keys = list_keys(session=session, app=app_id)
+    offered = ["invoke", "models"] + (["manage"] if current_actor().is_admin else [])
+    picked = st.session_state[SCOPES_PICK] or []
+    st.session_state[SCOPES_PICK] = [s for s in picked if s in offered]
     st.caption(
         f"Every call to an endpoint of '{app_name}' needs one of the app's keys, sent as "
         "`Authorization: Bearer <key>`. Keys are stored hashed: a key is shown once, "
@@ -165,13 +184,19 @@ def keys_panel(app_id: int, app_name: str) -> None:
                 placeholder="no limit",
                 help="Calls over the limit get HTTP 429 with a Retry-After header.",
             )
+        st.multiselect(
+            "Scopes",
+            offered,
+            key=SCOPES_PICK,
+            format_func=lambda s: SCOPE_HELP[s],
+            help="What the key may do; scopes add up. Most keys need only invoke."
+            + ("" if "manage" in offered else " Only administrators can give a key manage."),
+        )
         st.form_submit_button(
             "Create API key", key="deploy_key_create", on_click=_create, args=(app_id,)
         )
     _show_new_key(app_id)
     notices("keys")
-    with studio_session() as session:
-        keys = list_keys(session=session, app=app_id)
     if not keys:
         st.info("No API keys yet. Create one above to call the endpoints.")
         return

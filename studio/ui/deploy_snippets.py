@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from studio.core.templates import prompt_variables
 from studio.services.datasets import list_datasets, load_rows
 from studio.services.endpoints import EndpointPublic
+from studio.services.retrieval_spec import caller_variables
 from studio.services.variants import get_version, version_config
 from studio.ui.common import studio_session
 
@@ -111,12 +111,14 @@ def openai_snippet(
 
 
 def endpoint_variables(endpoint: EndpointPublic) -> list[str]:
-    """The template variables of the version the endpoint serves."""
+    """The variables a caller sends to the version the endpoint serves (not the ones its
+    retrieval step fills in)."""
     if endpoint.variant_version_id is None:
         return []
     with studio_session() as session:
         version = get_version(session=session, version_id=endpoint.variant_version_id)
-        return prompt_variables(version_config(version).prompt)
+        config = version_config(version)
+        return caller_variables(config.prompt, config.retrieval)
 
 
 def example_inputs(app_id: int, variables: Sequence[str]) -> dict[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from studio.core.settings import DEFAULT_CONCURRENCY
+from studio.evaluators import catalogue
 from studio.services.datasets import DatasetSummary
+from studio.services.evaluation_runs import without_retrieval
 from studio.services.run_results import list_runs
 from studio.services.variants import VariantSummary, history
 from studio.store.tables import DatasetVersion
@@ -107,7 +109,8 @@ def new_evaluation(
     variant_refs, run_ids = _contenders(app_id, version, variants)
     st.markdown("**Evaluators**: tick the checks to run on every output.")
     catalogue_picker()
-    option_forms(version.expected_column)
+    option_forms(version.expected_column, list(version.columns))
+    _retrieval_warning(app_id, variant_refs, run_ids)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     c1.text_input(
         "Name (optional)",
@@ -142,6 +145,24 @@ def new_evaluation(
     error = st.session_state.pop("ev_new_error", None)
     if error is not None:
         show_error(error)
+
+
+def _retrieval_warning(app_id: int, variants: list[str], run_ids: list[int]) -> None:
+    """Say before Evaluate when a retrieval evaluator is ticked for a contender that has no
+    retrieval step (its rows would all be evaluator errors)."""
+    classes = catalogue()
+    if not any(classes[i].family == "rag" for i in ticked()):
+        return
+    with studio_session() as session:
+        missing = without_retrieval(
+            session=session, app_id=app_id, variants=variants, run_ids=run_ids
+        )
+    if missing:
+        st.warning(
+            f"{', '.join(missing)} retrieved nothing (no retrieval step), so the retrieval "
+            "evaluators will report each of its rows as an evaluator error. Switch retrieval on "
+            "for the variant in the Playground, save it as a new version, and evaluate that."
+        )
 
 
 def no_contenders(app_name: str) -> None:

@@ -4,7 +4,10 @@ Each form is drawn from the evaluator's pydantic ``Options`` model, so the page,
 the CLI's ``id:key=value`` parsing and a YAML file share one set of rules: a
 ``str`` is a text box, a ``bool`` a check box, numbers are number inputs with
 the field's bounds, a ``Literal`` is a select box, a ``list[str]`` is one value
-per line and a ``dict`` is JSON. Each option's description is its help text.
+per line and a ``dict`` is JSON. Each option's description is its help text. An
+option marked as naming a dataset column (``json_schema_extra={"dataset_column":
+True}``: the RAG evaluators' expected document) is a pick of the dataset's columns,
+stored as ``{{column}}``.
 The values are read back with :func:`chosen_configs`, which validates them
 through the evaluator's own ``Options`` (the error is the sentence it raises).
 """
@@ -21,6 +24,7 @@ from pydantic.fields import FieldInfo
 
 from studio.core.errors import FieldProblem, RequestValidationError
 from studio.evaluators import Evaluator, build, catalogue
+from studio.evaluators.base import columns_in
 from studio.models import registry
 from studio.models.connections import BUILTIN_CONNECTION, list_connections
 from studio.services.evaluations import EvaluatorConfig
@@ -35,8 +39,10 @@ FAMILIES = {
     "metrics": "Metrics and labels",
     "model": "Model-backed",
     "cost": "Speed and cost",
+    "rag": "Retrieval (RAG)",
 }
 LONG_TEXT = 1_000  # a required text option this long (a rubric) gets a text area
+COLUMN_HINTS = ("expected_document", "document", "source", "doc", "file", "chunk")
 
 
 def _tick_key(evaluator_id: str) -> str:
@@ -105,7 +111,7 @@ def _default(field: FieldInfo) -> Any:
 
 def _label(name: str, field: FieldInfo, how: str = "") -> str:
     """``Labels, one per line (required)``."""
-    words = name.replace("_", " ")
+    words = field.title or name.replace("_", " ")  # a field's title, when it has one
     return words[:1].upper() + words[1:] + how + (" (required)" if field.is_required() else "")
 
 
@@ -132,8 +138,53 @@ def _is_wide(field: FieldInfo) -> bool:
     return annotation is str and field.is_required() and (_max_length(field) or 0) >= LONG_TEXT
 
 
-def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
+def _names_column(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("dataset_column"))
+
+
+def _column_guess(default: Any, columns: list[str]) -> str | None:
+    """The column a ``{{column}}`` default names, else one whose name says document or
+    source; None when nothing fits (the user picks)."""
+    named = columns_in(default) if isinstance(default, str) else set()
+    for column in columns:
+        if column in named:
+            return column
+    for hint in COLUMN_HINTS:
+        for column in columns:
+            if hint in column.casefold():
+                return column
+    return None
+
+
+def _column_widget(key: str, label: str, field: FieldInfo, columns: list[str]) -> None:
+    drawn_for = f"{key}__columns"  # guess once per set of columns; a cleared pick stays clear
+    if st.session_state.get(drawn_for) != columns or st.session_state.get(key) not in (
+        *columns,
+        None,
+    ):
+        st.session_state[drawn_for] = list(columns)
+        st.session_state.pop(key, None)  # another dataset version's column, or none yet
+        guess = _column_guess(_default(field), columns)
+        if guess is not None:
+            st.session_state[key] = guess
+    st.selectbox(
+        label,
+        columns,
+        index=None,
+        key=key,
+        help=field.description,
+        placeholder="choose the column",
+    )
+
+
+def _widget(
+    evaluator_id: str, name: str, field: FieldInfo, columns: list[str] | None = None
+) -> None:
     key = _option_key(evaluator_id, name)
+    if columns is not None and _names_column(field):
+        _column_widget(key, _label(name, field), field, columns)
+        return
     annotation, optional = _plain(field.annotation)
     default = _default(field)
     label = _label(name, field)
@@ -197,13 +248,21 @@ def _widget(evaluator_id: str, name: str, field: FieldInfo) -> None:
         st.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
 
 
-def option_forms(expected_column: str | None) -> None:
-    """One bordered form per ticked evaluator, defaults filled in."""
+def option_forms(expected_column: str | None, columns: list[str] | None = None) -> None:
+    """One bordered form per ticked evaluator, defaults filled in; ``columns`` (the
+    dataset's) are the choices of options that name a column."""
     chosen = ticked()
     if not chosen:
         st.info("Tick at least one evaluator above: each checks every output and says why.")
         return
-    if expected_column:
+    classes = catalogue()
+    if all(classes[i].family == "rag" for i in chosen):
+        reference = (
+            "The retrieval evaluators compare each row's retrieved chunks with the document a "
+            "column of the dataset names (file names such as billing.md, or chunk ids; several "
+            "separated by ; or |)."
+        )
+    elif expected_column:
         reference = (
             f"An empty reference (value, expected, reference) means this dataset's expected-output "
             f"column, **{expected_column}**."
@@ -218,7 +277,6 @@ def option_forms(expected_column: str | None) -> None:
         "Option values may name the row's columns, like `{{column}}`: each row's value is put "
         f"in its place. {reference}"
     )
-    classes = catalogue()
     for evaluator_id in chosen:
         cls = classes[evaluator_id]
         with st.container(border=True):
@@ -226,18 +284,36 @@ def option_forms(expected_column: str | None) -> None:
             fields = cls.Options.model_fields
             if not fields:
                 st.caption("No options.")
+            if cls.family == "rag":
+                st.caption(
+                    "Judges the chunks each row's retrieval step found: evaluate a run of a "
+                    "variant with retrieval switched on (Playground); rows of other runs are "
+                    "reported as evaluator errors, not failures."
+                )
             wide = {n: f for n, f in fields.items() if _is_wide(f)}
             for name, field in wide.items():
-                _widget(evaluator_id, name, field)
+                _widget(evaluator_id, name, field, columns)
             short = [(n, f) for n, f in fields.items() if n not in wide]
-            columns = st.columns(2, gap="medium") if short else []
+            halves = st.columns(2, gap="medium") if short else []
             for i, (name, field) in enumerate(short):
-                with columns[i % 2]:
-                    _widget(evaluator_id, name, field)
+                with halves[i % 2]:
+                    _widget(evaluator_id, name, field, columns)
 
 
 def _value(evaluator_id: str, name: str, field: FieldInfo) -> Any:
-    raw = st.session_state.get(_option_key(evaluator_id, name), _default(field))
+    key = _option_key(evaluator_id, name)
+    if _names_column(field):
+        column = str(st.session_state.get(key) or "").strip()
+        if "{{" in column:
+            return column  # typed in a text box (a form drawn without the dataset's columns)
+        if not column:
+            raise RequestValidationError(
+                [FieldProblem(name, "needs a column: choose the dataset column that names each "
+                              "row's expected document")],
+                what=f"options for {evaluator_id}",
+            )  # fmt: skip
+        return "{{" + column + "}}"
+    raw = st.session_state.get(key, _default(field))
     annotation, _ = _plain(field.annotation)
     origin = get_origin(annotation)
     if origin is list and isinstance(raw, str):

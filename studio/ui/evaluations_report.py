@@ -184,6 +184,8 @@ def _detail(view: ReportView, outputs: list[Output]) -> None:
                 st.code(o.reference, language=None, wrap_lines=True)
             else:
                 st.caption("None: this dataset version has no expected-output column.")
+            if o.chunks is not None:
+                _chunks(o)
         with right:
             st.markdown("**Output**")
             if o.generation_error:
@@ -202,6 +204,75 @@ def _detail(view: ReportView, outputs: list[Output]) -> None:
                     st.warning(f"⚠ {name} could not judge this output: {v.reason}")
                 else:
                     st.info(f"{name}: not scored yet.")
+
+
+def _chunks(o: Output) -> None:
+    st.markdown("**Chunks retrieved**")
+    if not o.chunks:
+        st.caption(f"The retrieval step found no chunks for '{o.query or ''}'.")
+        return
+    st.dataframe(
+        pd.DataFrame(o.chunks),
+        hide_index=True,
+        width="stretch",
+        key="ev_detail_chunks",
+        column_config={
+            "Score": st.column_config.NumberColumn(format="%.3f"),
+            "Text": st.column_config.TextColumn(width="large"),
+        },
+    )
+    st.caption(
+        f"What the retrieval step found for '{o.query or ''}', best first: the RAG evaluators "
+        "judged these. Score: how close the chunk is to the query (higher is closer)."
+    )
+
+
+RETRIEVAL_MEANING = {
+    "hit rate": "the share of rows where at least one retrieved chunk came from an expected "
+    "document",
+    "mean recall@k": "the average share of each row's expected documents found in the first "
+    "{k} chunks",
+    "MRR": "the mean reciprocal rank: 1 when the first relevant chunk always came first, 0.5 "
+    "when it came second on average, 0 when none came back",
+}
+
+
+def _retrieval(view: ReportView) -> None:
+    lines = [x for x in view.lines if x.extra.get("retrieval")]
+    if not lines:
+        return
+    st.markdown("#### Retrieval")
+    records, sentences = [], []
+    for line in lines:
+        figure = line.extra["retrieval"]
+        name = str(figure["figure"])
+        k = figure.get("k")
+        shown = name.replace("@k", f"@{k}") if k else name
+        as_pct = name != "MRR"
+        value = f"{figure['estimate']:.0%}" if as_pct else f"{figure['estimate']:.2f}"
+        low = f"{figure['low']:.0%}" if as_pct else f"{figure['low']:.2f}"
+        high = f"{figure['high']:.0%}" if as_pct else f"{figure['high']:.2f}"
+        records.append(
+            {
+                "Contender": view.label(line.contender),
+                "Measure": shown[:1].upper() + shown[1:],
+                "Value": value,
+                "95% CI": f"{low} to {high}",
+                "Rows": figure["rows"],
+                "Not judged": line.errors,
+            }
+        )
+        meaning = RETRIEVAL_MEANING.get(name, "").replace("{k}", str(k or ""))
+        sentences.append(
+            f"**{view.label(line.contender)}, {shown}** {value} (95% CI {low} to {high}): "
+            f"{meaning}, over {figure['rows']} row(s)."
+        )
+    st.dataframe(pd.DataFrame(records), hide_index=True, width="stretch", key="ev_retrieval")
+    st.caption(
+        " ".join(sentences)
+        + " The 95% CI is the range the true figure most likely lies in with this many rows. "
+        "**Not judged** counts rows without retrieval data or without an expected document."
+    )
 
 
 def _outputs(view: ReportView) -> None:
@@ -342,5 +413,6 @@ def report_card(view: ReportView) -> None:
     for line in view.lines:
         if line.extra.get("accuracy") is not None:
             _classification(view, line)
+    _retrieval(view)
     _several_samples(view)
     _outputs(view)

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from studio.evaluators import catalogue
+from studio.evaluators.base import RetrievedChunk
 from studio.services.evaluations import get_evaluation, load_report
 from studio.ui.common import studio_session
 
@@ -46,6 +47,8 @@ class Output:
     reference: str | None
     overall: str
     verdicts: list[Verdict]
+    query: str | None = None
+    chunks: list[dict[str, Any]] | None = None  # retrieved, in rank order; None: no retrieval
 
     def text(self) -> str:
         """Everything a text search looks in."""
@@ -122,6 +125,15 @@ def _overall(verdicts: list[Verdict]) -> str:
     return PASS
 
 
+def _chunk_rows(retrieved: tuple[RetrievedChunk, ...] | None) -> list[dict[str, Any]] | None:
+    if retrieved is None:
+        return None
+    return [
+        {"Rank": rank, "Document": c.document, "Chunk id": c.id, "Score": c.score, "Text": c.text}
+        for rank, c in enumerate(retrieved, start=1)
+    ]
+
+
 @st.cache_data(max_entries=4, show_spinner="Loading the report card…")
 def report_view(evaluation_id: int, stamp: tuple[object, ...]) -> ReportView:
     """The report card of an evaluation (``stamp``: :func:`report_stamp`)."""
@@ -163,6 +175,8 @@ def report_view(evaluation_id: int, stamp: tuple[object, ...]) -> ReportView:
                 reference=item.reference,
                 overall=_overall(verdicts),
                 verdicts=verdicts,
+                query=item.query,
+                chunks=_chunk_rows(item.retrieved),
             )
         )
     lines = []

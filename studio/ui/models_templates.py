@@ -1,4 +1,4 @@
-"""Models page, "Templates" tab (admin mode): list, inspect and create model templates."""
+"""Models page, "Templates" tab (administrators only): list, inspect and create model templates."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def render_templates() -> None:
         st.session_state[NOTICE] = None
     st.write(
         "Templates describe how a self-hosted model runs and which parameters a model made "
-        "from it must supply. You see this tab because the studio runs in admin mode."
+        "from it must supply. You see this tab because you are an administrator."
     )
     with studio_session() as session:
         templates = registry.list_templates(session=session)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -191,6 +192,8 @@ def _show_detail(detail: RequestDetail, names: Mapping[int, str]) -> None:
     st.caption(f"Request id `{detail.request_id}` · API key: {_key_label(detail.api_key_id)}")
     if detail.error:
         st.error(detail.error)
+    if detail.retrieval:
+        _show_retrieval(detail.retrieval)
     left, right = st.columns(2)
     with left:
         st.markdown("**Request body**")
@@ -200,6 +203,21 @@ def _show_detail(detail: RequestDetail, names: Mapping[int, str]) -> None:
         st.markdown("**Response body**")
         text, lang = _body(detail.response_body)
         st.code(text, language=lang, wrap_lines=True)
+
+
+def _show_retrieval(retrieval: dict[str, Any]) -> None:
+    chunks = retrieval.get("chunks") or []
+    st.markdown(
+        f"**Retrieved** for the query _{retrieval.get('query', '')}_: {len(chunks)} "
+        f"chunk{'s' if len(chunks) != 1 else ''} the prompt was given, best first"
+    )
+    if chunks:
+        st.dataframe(
+            [{"document": c.get("document"), "chunk id": c.get("id"), "score": c.get("score")}
+             for c in chunks],
+            hide_index=True,
+            column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+        )  # fmt: skip
 
 
 def detail_panel(rows: Sequence[RequestSummary], names: Mapping[int, str]) -> None:

@@ -16,11 +16,18 @@ import streamlit as st
 
 from studio.core.errors import StudioError
 from studio.core.schemas import ModelType
-from studio.core.templates import PromptTemplate, check_columns, render_preview, require_columns
+from studio.core.templates import PromptTemplate, render_preview
 from studio.models import registry
 from studio.models.connections import BUILTIN_CONNECTION, get_provider, list_connections
+from studio.services.retrieval_spec import check_prompt_columns, require_prompt_columns
 from studio.services.variants import VariantConfig, VariantParameters, parse_config
 from studio.ui.common import show_error, studio_session
+from studio.ui.playground_retrieval import (
+    current_retrieval,
+    init_retrieval,
+    load_retrieval,
+    retrieval_preview,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -56,6 +63,7 @@ def init_editor() -> None:
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
+    init_retrieval()
 
 
 def load_config(config: VariantConfig) -> None:
@@ -74,6 +82,7 @@ def load_config(config: VariantConfig) -> None:
     state.pg_max_tokens = params.max_tokens or DEFAULTS["pg_max_tokens"]
     state.pg_top_p = params.top_p if params.top_p is not None else 1.0
     state.pg_stop = "\n".join(params.stop_sequences or [])
+    load_retrieval(config.retrieval)
 
 
 def _messages() -> list[dict[str, str]]:
@@ -118,6 +127,7 @@ def current_config() -> VariantConfig:
             "parameters": VariantParameters.model_validate(parameters).model_dump(
                 exclude_none=True
             ),
+            "retrieval": current_retrieval(),
         }
     )
     if not any(source.strip() for _label, source in prompt.parts()):
@@ -252,14 +262,18 @@ def prompt_editor(columns: list[str]) -> None:
             on_click=_remove_message,
             disabled=st.session_state.pg_msg_count <= 1,
         )
+    if st.session_state.get("pg_rag_on"):
+        hint += "; from retrieval: {{context}} (the chunks' text) and {{chunks}} (to loop over)"
     st.caption(f"Columns you can use: {hint}")
 
 
 def variables_panel(columns: list[str], rows: list[dict[str, str]]) -> bool:
-    """Which columns the prompt uses and lacks, and a preview for a chosen row; True if ok."""
+    """Which columns the prompt uses and lacks, and a preview for a chosen row (with the
+    chunks it retrieves, when retrieval is on); True if ok."""
     try:
         prompt = _prompt()
-        check = check_columns(prompt, columns)
+        spec = current_retrieval()
+        check = check_prompt_columns(prompt, spec, columns)
     except (StudioError, ValueError) as exc:
         if isinstance(exc, StudioError):
             show_error(exc)
@@ -270,19 +284,25 @@ def variables_panel(columns: list[str], rows: list[dict[str, str]]) -> bool:
         st.markdown("**Uses:** " + ", ".join(f"`{c}`" for c in check.used))
     else:
         st.caption("The prompt uses no columns yet, so every row gets the same prompt.")
-    if check.missing:
+    if spec is not None or check.missing:  # the query template's columns too
         try:
-            require_columns(prompt, columns)
+            require_prompt_columns(prompt, spec, columns)
         except StudioError as exc:  # the sentence names each column, with a did-you-mean
             show_error(exc)
-        return False
+            return False
     if not rows:
         return True
     if not 1 <= st.session_state.get("pg_preview_row", 0) <= len(rows):
         st.session_state.pg_preview_row = 1
     st.number_input(f"Preview row (1 to {len(rows)})", 1, len(rows), step=1, key="pg_preview_row")
     index = min(int(st.session_state.pg_preview_row), len(rows)) - 1
-    result, error = render_preview(prompt, rows[index])
+    values: dict[str, object] = dict(rows[index])
+    if spec is not None:
+        added = retrieval_preview(spec, rows[index])
+        if added is None:
+            return False
+        values.update(added)
+    result, error = render_preview(prompt, values)
     if error:
         st.error(error)
         return False

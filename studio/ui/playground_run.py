@@ -16,7 +16,7 @@ from studio.services.run_results import (
     summarize,
 )
 from studio.services.runs import concurrency_note, retry_failed
-from studio.ui.common import show_error, studio_session
+from studio.ui.common import as_caller, show_error, studio_session
 from studio.ui.run_jobs import RunJob, run_jobs
 
 __all__ = ["concurrency_caption", "progress_panel", "results_panel", "runs_picker", "start_job"]
@@ -136,6 +136,9 @@ def _resume(run_id: int) -> None:
 
 
 def _frame(columns: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
+    if "retrieved_documents" in columns:  # what each row was given, beside its output
+        columns = [c for c in columns if c != "retrieved_documents"]
+        columns.insert(columns.index("output"), "retrieved_documents")
     frame = pd.DataFrame(records, columns=columns)
     # A row without an error, and a failed row's missing output, show an empty cell: the
     # table would otherwise print "None" there.
@@ -207,7 +210,7 @@ def results_panel(run_id: int) -> None:
         )
     actions[2].download_button(
         "Download CSV",
-        lambda: _export(run_id, "csv"),
+        as_caller(lambda: _export(run_id, "csv")),
         on_click="ignore",
         file_name=f"run-{run_id}-results.csv",
         mime="text/csv",
@@ -216,7 +219,7 @@ def results_panel(run_id: int) -> None:
     )
     actions[3].download_button(
         "Download JSON Lines",
-        lambda: _export(run_id, "jsonl"),
+        as_caller(lambda: _export(run_id, "jsonl")),
         on_click="ignore",
         file_name=f"run-{run_id}-results.jsonl",
         mime="application/x-ndjson",
@@ -247,5 +250,13 @@ def results_panel(run_id: int) -> None:
             "output": st.column_config.TextColumn("output", width="large"),
             "latency (ms)": st.column_config.NumberColumn(format="%.0f"),
             "cost": st.column_config.NumberColumn(format="$%.6f"),
+            "retrieved_documents": st.column_config.TextColumn("retrieved documents"),
+            "retrieved_chunk_ids": st.column_config.TextColumn("chunk ids"),
+            "retrieval_scores": st.column_config.TextColumn("retrieval scores"),
         },
     )
+    if "retrieved_documents" in table.columns:
+        st.caption(
+            "Retrieved documents, chunk ids and scores: what each row's prompt was given from "
+            "the knowledge base, best first (scores are cosine similarity, or the reranker's)."
+        )

@@ -16,8 +16,10 @@ import streamlit as st
 
 from studio.core.errors import FieldProblem, RequestValidationError, StudioError
 from studio.models.registry import ModelOverview
+from studio.services.knowledge import get_knowledge_base
 from studio.services.variants import VariantConfig, VariantSummary, parse_config
 from studio.store.tables import VariantVersion
+from studio.ui.common import studio_session
 
 __all__ = [
     "config_editor",
@@ -118,6 +120,7 @@ def show_config(config: VariantConfig) -> None:
             for key, label in PARAMETER_LABELS.items()
         )
     )
+    _show_retrieval(config)
     prompt = config.prompt
     if prompt.kind == "completion":
         st.markdown("**Prompt** (completion: the model continues this text)")
@@ -132,6 +135,26 @@ def show_config(config: VariantConfig) -> None:
         with st.chat_message(message.role):
             st.caption(message.role.capitalize())
             st.text(message.content)
+
+
+def _show_retrieval(config: VariantConfig) -> None:
+    step = config.retrieval
+    if step is None:
+        st.markdown("**Retrieval:** none (the prompt sees the dataset's columns only)")
+        return
+    name = f"knowledge base {step.kb_id}"
+    try:
+        with studio_session() as session:
+            name = f"knowledge base '{get_knowledge_base(session=session, ref=step.kb_id).name}'"
+    except StudioError:
+        name += " (deleted, or of an app you cannot see)"
+    extras = [f"reranker `{step.reranker}`"] if step.reranker else []
+    extras += ["hybrid (BM25 + vectors)"] if step.hybrid else []
+    st.markdown(
+        f"**Retrieval:** the top {step.top_k} chunks of {name} for "
+        f"`{step.query_template}` go into {{{{context}}}}"
+        + (" · " + " · ".join(extras) if extras else "")
+    )
 
 
 def _param_value(key: str, value: Any) -> str:
@@ -314,6 +337,8 @@ def config_from_state(prefix: str, base: VariantConfig) -> VariantConfig:
             "model": model,
             "prompt": prompt,
             "parameters": {k: v for k, v in parameters.items() if v is not None},
+            # The retrieval step is edited in the Playground; an edit here keeps it.
+            "retrieval": base.retrieval,
         }
     )
 

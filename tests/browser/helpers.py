@@ -40,3 +40,44 @@ def download_csv(page: Any, label: str, path: Path) -> list[dict[str, str]]:
         page.get_by_role("button", name=label).click()
     info.value.save_as(str(path))
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+
+
+SETTLED = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+    && !document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')"""
+
+
+def settle(page: Any, timeout: int = 60_000) -> None:
+    """Wait until the script run is over: Streamlit draws a page element by element, and
+    until the run ends the page can still show elements of the previous run (marked
+    stale), e.g. the item just rated beside the new progress text."""
+    page.wait_for_timeout(200)  # a run started by the last key press has begun
+    page.wait_for_function(SETTLED, timeout=timeout)
+    page.wait_for_timeout(200)
+    page.wait_for_function(SETTLED, timeout=timeout)
+
+
+def pick(page: Any, label: str, option: str, *, close: bool = False) -> None:
+    """Pick an option of a select box or multiselect (opened again if a rerun closed it);
+    ``close`` presses Escape after (a multiselect stays open)."""
+    box = page.get_by_role("combobox", name=label, exact=True).first
+    box.wait_for(timeout=30_000)
+    settle(page)
+    for _ in range(3):
+        box.click()
+        choice = page.get_by_role("option", name=option, exact=False).first
+        try:
+            choice.wait_for(timeout=5_000)
+        except Exception:
+            continue
+        choice.click()
+        if close:
+            page.keyboard.press("Escape")
+        settle(page)
+        return
+    raise AssertionError(f"no option {option!r} in {label!r}")
+
+
+def page_text(page: Any) -> str:
+    """The main block's visible text, once the script run is over."""
+    settle(page)
+    return str(page.locator('[data-testid="stMain"]').inner_text())

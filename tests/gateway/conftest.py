@@ -1,4 +1,5 @@
-"""Gateway fixtures: an app with a deployed endpoint on the mock provider, a key, a client."""
+"""Gateway fixtures: an app with a deployed endpoint on the mock provider, a key, a client;
+and :func:`person_token`: a user of a role (a member of some apps) and their token."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlmodel import Session
 from studio.core.templates import PromptTemplate
 from studio.gateway import create_app
 from studio.gateway.request_log import RequestLogger
-from studio.services import api_keys, endpoint_calls, endpoints
+from studio.services import api_keys, api_tokens, endpoint_calls, endpoints, members, users
 from studio.services.apps import create_app as create_studio_app
 from studio.services.variants import VariantConfig, create_variant, save_version
 
@@ -32,6 +33,19 @@ class Deployed:
     def flush(self) -> None:
         while self.logger.pending:
             assert self.logger.flush()
+
+
+def person_token(
+    session: Session, name: str, role: str, apps: tuple[int, ...] = ()
+) -> tuple[int, str]:
+    """A new account ``name`` with ``role``, a member of ``apps``, and a personal access
+    token of it: (user id, token)."""
+    user = users.create_user(session=session, name=name, password="a long password 1", role=role)
+    for app_id in apps:
+        members.add_member(session=session, app=app_id, user=user.id)
+    created = api_tokens.create_token(session=session, user=user.id, name=f"{name}'s token")
+    session.commit()
+    return user.id, created.secret
 
 
 def make_variant(session: Session, app_id: int, name: str, template: str) -> int:

@@ -1,11 +1,15 @@
-"""`studio deploy`, `studio endpoint`, `studio key` (printed once) and `studio serve --help`."""
+"""`studio deploy`, `studio endpoint`, `studio key` (with scopes; printed once), `studio token`
+(personal access tokens, printed once) and `studio serve --help`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlmodel import Session
 
+from studio.core.errors import RevokedApiKeyError
+from studio.services import api_keys, users
 from studio.services.apps import create_app as create_studio_app
 from tests.gateway.conftest import make_variant, save_template
 
@@ -70,3 +74,45 @@ def test_serve_has_host_port_and_workers(cli: Any) -> None:
     assert r.code == 0
     for option in ("--host", "--port", "--workers"):
         assert option in r.out
+
+
+def test_keys_have_scopes(cli: Any, session: Session) -> None:
+    _setup(session)
+    r = cli("key", "create", "--app", "Copy", "--scope", "invoke,models", "--name", "raw")
+    assert r.code == 0, r.err
+    assert "with scopes invoke,models" in r.out
+    secret = r.out.splitlines()[0]
+    assert api_keys.verify_key(secret=secret).scopes == {"invoke", "models"}
+    assert "invoke,models" in cli("key", "list").out
+    assert cli("key", "list", "--json").json()[0]["scopes"] == ["invoke", "models"]
+    r = cli("key", "create", "--app", "Copy", "--scope", "invoke,everything")
+    assert r.code == 1 and "Unknown scope 'everything'" in r.err and "\n" not in r.err.strip()
+    r = cli("key", "create", "--admin", "--scope", "invoke")
+    assert r.code != 0 and "every scope" in r.err
+
+
+def test_personal_tokens_are_printed_once(cli: Any, session: Session) -> None:
+    users.create_user(session=session, name="mia", password="a long password 1", role="member")
+    session.commit()
+    assert "No personal access tokens yet" in cli("token", "list").out
+    r = cli("token", "create", "--user", "mia", "--name", "laptop")
+    assert r.code == 0, r.err
+    secret = r.out.splitlines()[0]
+    assert secret.startswith("sk-studio-pat-") and "not shown again" in r.out
+    listed = cli("token", "list", "--user", "mia")
+    assert "laptop" in listed.out and "mia" in listed.out and secret not in listed.out
+    [row] = cli("token", "list", "--json").json()
+    assert row["user_name"] == "mia" and "token" not in row
+    assert api_keys.verify_key(secret=secret).role == "member"
+    key_id = api_keys.create_key(session=session, admin=True).key.id
+    session.commit()
+    r = cli("token", "revoke", str(key_id))  # a key is not a token
+    assert r.code == 1 and f"No personal access token {key_id}" in r.err
+    assert cli("key", "revoke", str(row["id"])).code == 1  # nor a token a key
+    r = cli("token", "revoke", str(row["id"]))
+    assert r.code == 0 and "Revoked token" in r.out and secret not in r.out
+    with pytest.raises(RevokedApiKeyError):
+        api_keys.verify_key(secret=secret)
+    r = cli("token", "create", "--user", "nobody")
+    assert r.code == 1 and "No user 'nobody'" in r.err
+    assert "--user" in cli("token", "create", "--help").out

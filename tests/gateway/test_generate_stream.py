@@ -11,10 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from sqlmodel import select
 
-from studio.store import session_scope
-from studio.store.tables import RequestLog
 from tests.gateway.test_streaming import Setup, _events, gateway  # noqa: F401  (fixture)
 from tests.providers.stream_fakes import FIRST, USAGE
 
@@ -48,11 +45,9 @@ def test_generate_streams_tokens_before_the_model_has_finished(gateway: Setup) -
     assert usage["usage"]["completion_tokens"] == USAGE["completion_tokens"]
     assert "why?" in gateway.upstream.bodies[0]["messages"][0]["content"]  # rendered template
 
-    gateway.flush()  # the log has the streamed request with the endpoint and its usage
-    with session_scope() as session:
-        row = session.exec(select(RequestLog)).one()
-        assert row.status_code == 200 and row.error is None and row.endpoint_id is not None
-        assert (row.prompt_tokens, row.response_tokens) == (9, 3)
+    [row] = gateway.logged()  # the log has the streamed request with its endpoint and usage
+    assert row.status_code == 200 and row.error is None and row.endpoint_id is not None
+    assert (row.prompt_tokens, row.response_tokens) == (9, 3)
 
 
 def test_generate_stream_keeps_the_checks_of_a_whole_call(gateway: Setup) -> None:  # noqa: F811

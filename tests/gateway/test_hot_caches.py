@@ -123,7 +123,7 @@ def test_a_key_revoked_elsewhere_is_refused_once_its_cached_answer_is_a_ttl_old(
         s.execute(update(ApiKey).where(col(ApiKey.name) == "test").values(revoked_at=utcnow()))
     clock.now += api_keys.KEY_CACHE_TTL_S + 0.01
     refused = deployed.client.post(url, json=body, headers=deployed.headers)
-    assert refused.status_code == 403 and "revoked" in refused.json()["error"]["message"]
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
     with pytest.raises(RevokedApiKeyError):
         api_keys.verify_key(secret=deployed.key)
 

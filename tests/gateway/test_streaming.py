@@ -8,6 +8,7 @@ come, not once the answer is whole. No timing is asserted.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,23 @@ class Setup:
     def flush(self) -> None:
         while self.live.logger.pending:
             assert self.live.logger.flush()
+
+    def logged(self) -> list[RequestLog]:
+        """The request log's rows once the streamed request is in it.
+
+        The gateway hands a streamed request to its log when the stream has unwound on
+        the server, which may be a moment after the client read ``[DONE]``: flushing
+        at once can find nothing pending yet, so wait (up to 20 s) for the row.
+        """
+        deadline = time.monotonic() + 20
+        rows: list[RequestLog] = []
+        while not rows and time.monotonic() < deadline:
+            self.flush()
+            with session_scope() as session:
+                rows = list(session.exec(select(RequestLog)).all())
+            if not rows:
+                time.sleep(0.02)
+        return rows
 
 
 def _gateway(session: Session, upstream: StreamingUpstream) -> Iterator[Setup]:
@@ -130,14 +148,13 @@ def test_chat_tokens_arrive_before_the_upstream_has_finished(gateway: Setup) -> 
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert gateway.upstream.headers[0]["Authorization"] == "Bearer sk-upstream-secret"
 
-    gateway.flush()  # the request log has the streamed request, its latency and usage
+    [row] = gateway.logged()  # the request log has the streamed request, its latency and usage
+    assert row.status_code == 200 and row.error is None
+    assert (row.prompt_tokens, row.response_tokens) == (9, 3)
+    assert row.latency_ms > 0 and row.model_latency_ms and row.model_latency_ms > 0
     with session_scope() as session:
-        row = session.exec(select(RequestLog)).one()
-        assert row.status_code == 200 and row.error is None
-        assert (row.prompt_tokens, row.response_tokens) == (9, 3)
-        assert row.latency_ms > 0 and row.model_latency_ms and row.model_latency_ms > 0
         call = session.exec(select(ModelCall).where(ModelCall.source == "gateway")).one()
-        assert (call.prompt_tokens, call.response_tokens, call.error) == (9, 3, None)
+    assert (call.prompt_tokens, call.response_tokens, call.error) == (9, 3, None)
 
 
 def test_no_usage_chunk_unless_the_client_asks(gateway: Setup) -> None:
@@ -166,10 +183,8 @@ def test_endpoint_streams_text_completion_chunks(gateway: Setup) -> None:
     assert seen[0]["object"] == "text_completion"
     assert "".join(e["choices"][0]["text"] for e in seen[:-1]) == "Hello there"
     assert "why?" in gateway.upstream.bodies[0]["messages"][0]["content"]  # rendered template
-    gateway.flush()
-    with session_scope() as session:
-        row = session.exec(select(RequestLog)).one()
-        assert row.endpoint_id is not None and row.response_tokens == 3
+    [row] = gateway.logged()
+    assert row.endpoint_id is not None and row.response_tokens == 3
 
 
 def test_an_error_mid_stream_ends_it_with_an_error_event(failing_gateway: Setup) -> None:
@@ -189,10 +204,8 @@ def test_an_error_mid_stream_ends_it_with_an_error_event(failing_gateway: Setup)
     error = events[-1]["error"]
     assert "GPU fell over" in error["message"] and error["type"] == "provider_unavailable"
     assert "sk-upstream-secret" not in json.dumps(events)
-    failing_gateway.flush()
-    with session_scope() as session:
-        row = session.exec(select(RequestLog)).one()
-        assert row.error and "GPU fell over" in row.error
+    [row] = failing_gateway.logged()
+    assert row.error and "GPU fell over" in row.error
 
 
 def test_an_error_before_the_first_token_is_the_plain_error_answer(session: Session) -> None:
@@ -233,7 +246,7 @@ def test_a_client_that_goes_away_stops_the_upstream_call(endless_gateway: Setup)
             if event != "[DONE]" and event["choices"][0]["delta"].get("content") == FIRST:
                 break  # the client reads one token and hangs up
     assert endless_gateway.upstream.disconnected.wait(20), "the upstream was never told"
-    endless_gateway.flush()
-    with session_scope() as session:
-        row = session.exec(select(RequestLog)).one()
-        assert row.error and "went away" in row.error
+    # The gateway hands the request to its log once the cancelled stream has unwound,
+    # which may be a moment after the upstream saw the hang-up: wait for the row.
+    [row] = endless_gateway.logged()
+    assert row.error and "went away" in row.error

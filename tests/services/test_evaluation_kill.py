@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +19,13 @@ from studio.services.runs import RunConfig, create_run, run_sync
 from studio.store import session_scope
 from studio.store.tables import EvaluationScore
 from tests.providers.fakes import FaultyOpenAIServer
+from tests.services.kill import kill_mid_work
 
 ROWS = 120
+# The child acts as a job worker would (an unset actor may do nothing).
 CHILD = (
-    "import sys; from studio.services.evaluations import evaluate_sync; "
+    "import sys; from studio.core.identity import WORKER, set_actor; set_actor(WORKER); "
+    "from studio.services.evaluations import evaluate_sync; "
     "evaluate_sync(evaluation_id=int(sys.argv[1]), concurrency=8)"
 )
 
@@ -100,21 +100,7 @@ def test_sigkill_mid_judge_then_resume_scores_every_output_once(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 90
-        while _count(evaluation_id) < 30:
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-            assert time.monotonic() < deadline, "the child evaluation made no progress"
-            time.sleep(0.01)
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+    kill_mid_work(child, lambda: _count(evaluation_id) >= 30, what="evaluation", timeout_s=90)
 
     before = _scored(evaluation_id)
     assert 30 <= len(before) < ROWS, "the kill must land mid-evaluation"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +18,14 @@ from studio.services.runs import RunConfig, create_run, list_results, run_sync
 from studio.store import session_scope
 from studio.store.tables import RunResult
 from tests.providers.fakes import FaultyOpenAIServer, answer_for
+from tests.services.kill import kill_mid_work
 
 ROWS = 200
-CHILD = "import sys; from studio.services.runs import run_sync; run_sync(run_id=int(sys.argv[1]))"
+# The child acts as a job worker would (an unset actor may do nothing).
+CHILD = (
+    "import sys; from studio.core.identity import WORKER, set_actor; set_actor(WORKER); "
+    "from studio.services.runs import run_sync; run_sync(run_id=int(sys.argv[1]))"
+)
 
 
 def _prompt(i: int) -> str:
@@ -80,21 +83,7 @@ def test_sigkill_mid_run_then_resume_gives_one_result_per_row(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while _count(run_id) < 40:
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-            assert time.monotonic() < deadline, "the child run made no progress"
-            time.sleep(0.01)
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+    kill_mid_work(child, lambda: _count(run_id) >= 40, what="run", timeout_s=60)
 
     before = _persisted(run_id)
     assert 40 <= len(before) < ROWS, "the kill must land mid-run"

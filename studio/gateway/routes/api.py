@@ -4,9 +4,10 @@ endpoint and monitoring read API, and the health checks.
 Request bodies go through the same validation as the CLI
 (:func:`studio.core.schemas.parse_document` and the registry's own checks).
 
-Who may call what is decided by :mod:`studio.services.access`: the Models API
-needs an administrative key; the endpoint and monitoring reads are limited to
-the calling key's app (an administrative key sees every app).
+Who may call what is decided by :mod:`studio.services.access` (its docstring has the
+table): Models API reads need the ``models`` or ``manage`` scope, writes and templates
+``manage``, execute ``models``; the endpoint and monitoring reads are limited to the
+apps the caller may read (an administrator's key or token sees every app).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from studio.models import registry
 from studio.models.specs import ModelCreate, TemplateCreate
 from studio.models.usage import UsageStatistics, usage_statistics
 from studio.services import endpoints, monitoring
-from studio.services.access import require_admin, require_app, visible_endpoint_ids
+from studio.services.access import (
+    managing,
+    readable_app_ids,
+    require_caller,
+    require_manage,
+    require_models,
+    require_models_read,
+    require_readable_app,
+    visible_endpoint_ids,
+)
 from studio.store import session_scope
 from studio.store.tables import utcnow
 
@@ -75,33 +85,34 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/model-templates", tags=["models"])
 def list_templates(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
-    require_admin(key)
+    require_manage(key)
     return [_row(t) for t in registry.list_templates(session=session)]
 
 
 @router.get("/model-templates/{ref:path}", tags=["models"])
 def get_template(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
-    require_admin(key)
+    require_manage(key)
     return _row(registry.get_template(session=session, ref=ref))
 
 
 @router.post("/model-templates", status_code=201, tags=["models"])
 def create_template(key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
-    """Create a template (the studio must run in admin mode, STUDIO_ADMIN=1)."""
-    require_admin(key)
-    data = parse_document(TemplateCreate, payload, "model template")
-    return _row(registry.create_template(session=session, data=data))
+    """Create a template (the ``manage`` scope, or an administrator's key or token)."""
+    with managing(key):
+        data = parse_document(TemplateCreate, payload, "model template")
+        return _row(registry.create_template(session=session, data=data))
 
 
 @router.delete("/model-templates/{ref:path}", status_code=204, tags=["models"])
 def delete_template(ref: str, key: ApiKeyDep, session: SessionDep) -> None:
-    require_admin(key)
-    registry.delete_template(session=session, ref=ref)
+    with managing(key):
+        registry.delete_template(session=session, ref=ref)
 
 
 @router.get("/model-schemas", tags=["models"])
-def schemas(_: ApiKeyDep) -> dict[str, Any]:
+def schemas(key: ApiKeyDep) -> dict[str, Any]:
     """JSON Schemas of the request and response of each model type."""
+    require_caller(key)
     return model_schemas()
 
 
@@ -110,17 +121,17 @@ def schemas(_: ApiKeyDep) -> dict[str, Any]:
 
 @router.get("/models", tags=["models"])
 def list_models(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
-    require_admin(key)
+    require_models_read(key)
     return [_row(m) for m in registry.model_overview(session=session)]
 
 
 @router.post("/models", status_code=201, tags=["models"])
 def create_model(key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody) -> dict[str, Any]:
     """Create a model from a template or an external connection, and deploy it."""
-    require_admin(key)
-    data = parse_document(ModelCreate, payload, "model")
-    model = registry.create_model(session=session, data=data)
-    return _model(session, model.id)
+    with managing(key):
+        data = parse_document(ModelCreate, payload, "model")
+        model = registry.create_model(session=session, data=data)
+        return _model(session, model.id)
 
 
 def _model(session: Any, ref: str) -> dict[str, Any]:
@@ -133,15 +144,15 @@ def _model(session: Any, ref: str) -> dict[str, Any]:
 
 @router.get("/deployments", tags=["models"])
 def list_deployments(key: ApiKeyDep, session: SessionDep) -> list[dict[str, Any]]:
-    require_admin(key)
+    require_models_read(key)
     return [_row(d) for d in registry.list_deployments(session=session)]
 
 
 @router.post("/deployments/{ref:path}/deploy", tags=["models"])
 def deploy_model(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
     """Start or restart a deployment: READY, or FAILED with the reason."""
-    require_admin(key)
-    return _row(registry.deploy_model(session=session, ref=ref))
+    with managing(key):
+        return _row(registry.deploy_model(session=session, ref=ref))
 
 
 @router.post("/models/{ref:path}/validate", tags=["models"])
@@ -149,7 +160,7 @@ def validate_request(
     ref: str, key: ApiKeyDep, session: SessionDep, payload: Any = JsonBody
 ) -> dict[str, Any]:
     """Check a request against the model type's schema without calling the model."""
-    require_admin(key)
+    require_models_read(key)
     request = registry.validate_model_request(session=session, ref=ref, payload=payload)
     return {"valid": True, "request": _row(request)}
 
@@ -159,7 +170,7 @@ async def execute(
     ref: str, key: ApiKeyDep, request: Request, payload: Any = JsonBody
 ) -> dict[str, Any]:
     """Validate the request, call the model, record usage (as `studio model execute`)."""
-    require_admin(key)
+    require_models(key)
     ctx = context(request)
     ctx.model = ref
     # No SessionDep: aexecute reads and writes with short sessions in worker threads and
@@ -179,7 +190,7 @@ def model_usage(
     by: Literal["deployment", "name"] = "deployment",
 ) -> UsageStatistics:
     """Requests, tokens, errors, cost and latency by day."""
-    require_admin(key)
+    require_models_read(key)
     resolved = registry.resolve_model(session=session, ref=ref)
     if by == "name":
         return usage_statistics(session=session, model_name=resolved.model.name)
@@ -189,14 +200,14 @@ def model_usage(
 
 @router.get("/models/{ref:path}", tags=["models"])
 def get_model(ref: str, key: ApiKeyDep, session: SessionDep) -> dict[str, Any]:
-    require_admin(key)
+    require_models_read(key)
     return _model(session, ref)
 
 
 @router.delete("/models/{ref:path}", status_code=204, tags=["models"])
 def delete_model(ref: str, key: ApiKeyDep, session: SessionDep) -> None:
-    require_admin(key)
-    registry.delete_model(session=session, ref=ref)
+    with managing(key):
+        registry.delete_model(session=session, ref=ref)
 
 
 # -- endpoints and monitoring -------------------------------------------------------------------
@@ -204,18 +215,18 @@ def delete_model(ref: str, key: ApiKeyDep, session: SessionDep) -> None:
 
 @router.get("/endpoints", tags=["monitoring"])
 def list_endpoints(key: ApiKeyDep, session: SessionDep) -> list[endpoints.EndpointPublic]:
-    if key.is_admin:
-        return endpoints.list_endpoints(session=session)
-    if key.app_id is None:
-        return []
-    return endpoints.list_endpoints(session=session, app=key.app_id)
+    readable = readable_app_ids(key)
+    if readable is not None and len(readable) == 1:
+        return endpoints.list_endpoints(session=session, app=next(iter(readable)))
+    rows = endpoints.list_endpoints(session=session) if readable is None or readable else []
+    return [r for r in rows if readable is None or r.app_id in readable]
 
 
 def _endpoint_id(session: Any, key: ApiKeyDep, name: str | None) -> int | None:
     if not name:
         return None
     found = endpoints.get_endpoint(session=session, name=name)
-    require_app(key, found.app_id)
+    require_readable_app(key, found.app_id)
     return found.id
 
 
@@ -250,7 +261,9 @@ def recent_requests(
     q: str | None = Query(None, description="Text in the request id, error or bodies"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[monitoring.RequestSummary]:
-    chosen: Any = int(status) if status.isdigit() else status
+    chosen: Any = (
+        int(status) if status.isascii() and status.isdigit() and len(status) < 4 else status
+    )
     if chosen not in ("all", "ok", "error") and not isinstance(chosen, int):
         from studio.core.errors import FieldProblem, RequestValidationError
 

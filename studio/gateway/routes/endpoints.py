@@ -25,7 +25,7 @@ from studio.gateway.deps import ApiKeyDep, RequestContext, context
 from studio.gateway.request_log import ModelCallNote
 from studio.gateway.sse import event_stream
 from studio.services import endpoint_calls, endpoint_streams
-from studio.services.access import require_app
+from studio.services.access import require_invoke
 from studio.services.datasets import parse_table
 
 __all__ = ["router"]
@@ -98,7 +98,7 @@ async def _prepare(
     ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
     ctx.model, ctx.model_type = runtime.prepared.name, runtime.prepared.model_type.value
     ctx.deployment_id, ctx.record_usage = runtime.prepared.deployment_id, True
-    require_app(key, runtime.app_id)
+    require_invoke(key, runtime.app_id)
     return runtime
 
 

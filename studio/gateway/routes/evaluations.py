@@ -2,9 +2,9 @@
 
 The same services as ``studio eval list|show|export`` and the Evaluations page. Who may
 read what is decided by :mod:`studio.services.access`: an app's key reads its own app's
-evaluations (another app's evaluation is not found, and naming another app in the list
-is refused), an administrative key reads every app's. All routes are plain ``def``: they
-run in the threadpool, never on the event loop.
+evaluations, a member's token their apps' (another app's evaluation is not found, and
+naming another app in the list is refused), an administrator's key or token every app's.
+All routes are plain ``def``: they run in the threadpool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -84,12 +84,18 @@ def evaluation_list(
     key: ApiKeyDep,
     session: SessionDep,
     app: str | None = Query(
-        None, description="App name or id; default: the key's app (every app for an admin key)"
+        None, description="App name or id; default: every app the caller may read"
     ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[EvaluationSummary]:
-    app_id = evaluations_scope(session=session, key=key, app=app)
-    found = list_evaluations(session=session, app_id=app_id, limit=limit)
+    app_ids = evaluations_scope(session=session, key=key, app=app)
+    if app_ids is None:
+        found = list_evaluations(session=session, app_id=None, limit=limit)
+    else:  # each readable app's newest, then the newest of them all
+        found = [
+            e for a in app_ids for e in list_evaluations(session=session, app_id=a, limit=limit)
+        ]
+        found = sorted(found, key=lambda e: e.id or 0, reverse=True)[:limit]
     return [EvaluationSummary.model_validate(_fields(e)) for e in found]
 
 

@@ -7,8 +7,10 @@ the answer as server-sent events in the OpenAI chunk format as the model produce
 its tokens (:mod:`studio.gateway.sse`), with a usage chunk when
 ``stream_options.include_usage`` asks for one.
 
-An app key may name only its own app's endpoints; naming a model deployment
-(a raw model, on the studio's provider credit) needs an administrative key.
+Who may name what is decided by :mod:`studio.services.access`: an endpoint needs the
+``invoke`` scope of its app (or a token of its app's member, or an administrator); a
+model deployment (a raw model, on the studio's provider credit) needs the ``models``
+scope (or a member's or administrator's token).
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from studio.core.schemas import Message, ModelType
 from studio.gateway.deps import ApiKeyDep, RequestContext, SessionDep, context
 from studio.gateway.sse import EventStream, event_stream
 from studio.services import endpoint_calls, endpoint_streams
-from studio.services.access import may_use_app, require_admin, require_app
+from studio.services.access import (
+    may_call_models,
+    may_invoke,
+    require_caller,
+    require_invoke,
+    require_models,
+)
 from studio.store.tables import Endpoint, ModelDeployment
 
 __all__ = ["router"]
@@ -100,12 +108,12 @@ def _usage(result: endpoint_calls.GenerateResult) -> dict[str, int]:
 async def _note_target(ctx: RequestContext, key: ApiKeyDep, name: str) -> bool:
     """Fill the log context for ``name``; True when it is an endpoint.
 
-    Refuses a key of another app (endpoint) or a key that is not administrative (model)."""
+    Refuses a caller that may not invoke the endpoint, or may not call raw models."""
     runtime = await endpoint_calls.aload_runtime(name, missing_ok=True)
     if runtime is None:
-        require_admin(key)
+        require_models(key)
     else:
-        require_app(key, runtime.app_id)
+        require_invoke(key, runtime.app_id)
         ctx.endpoint_id, ctx.app_id = runtime.endpoint_id, runtime.app_id
         ctx.model_type = runtime.prepared.model_type.value
         ctx.deployment_id = runtime.prepared.deployment_id
@@ -267,7 +275,7 @@ async def completions(body: CompletionsRequest, key: ApiKeyDep, request: Request
 async def embeddings(body: EmbeddingsRequest, key: ApiKeyDep, request: Request) -> Any:
     ctx = context(request)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    require_admin(key)  # embeddings call a model directly, never an endpoint
+    require_models(key)  # embeddings call a model directly, never an endpoint
     if not texts:
         raise RequestValidationError([FieldProblem("input", "at least 1 text required")])
     mtype = await endpoint_calls.model_type_of(body.model, payload={"texts": texts})
@@ -292,15 +300,18 @@ async def embeddings(body: EmbeddingsRequest, key: ApiKeyDep, request: Request) 
 
 @router.get("/models", summary="OpenAI-compatible model list (endpoints and deployments)")
 def list_models(key: ApiKeyDep, session: SessionDep) -> Any:
+    """The endpoints the caller may invoke and, with the ``models`` scope (or a member's
+    or administrator's token), the READY model deployments."""
+    require_caller(key)
     data = []
     stmt = select(Endpoint).where(col(Endpoint.active).is_(True)).order_by(col(Endpoint.name))
     for row in session.exec(stmt):
-        if may_use_app(key, row.app_id):
+        if may_invoke(key, row.app_id):
             created = int(row.created_at.timestamp())
             data.append(
                 {"id": row.name, "object": "model", "created": created, "owned_by": "endpoint"}
             )
-    if not key.is_admin:  # app keys may not call raw models, so they are not listed
+    if not may_call_models(key):  # raw models it may not call are not listed
         return {"object": "list", "data": data}
     deployments = session.exec(
         select(ModelDeployment)

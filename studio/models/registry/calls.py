@@ -9,6 +9,10 @@ stream of a prepared model (the gateway's request log records its usage), and
 :class:`ModelStream` is one streamed call for the pages and the CLI, whose usage is
 written once the stream ends, with a short session of its own: no session is held
 while tokens arrive.
+
+Rules (:mod:`studio.models.permissions`): :func:`execute`, :func:`aexecute` and
+:func:`validate_model_request` need an administrator, a member or an API key (whose
+scopes the gateway checked); prepared calls check nothing (the caller did).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from studio.core.schemas import (
     validate_request,
 )
 from studio.models.dispatch import StreamAnswer, dispatch, dispatch_stream
+from studio.models.permissions import require_model_reader
 from studio.models.registry.models import READY, _lookup, _provider_for
 from studio.models.usage import cost_for, record_call
 from studio.providers import Provider
@@ -55,6 +60,7 @@ __all__ = [
 
 def validate_model_request(*, session: Session, ref: str, payload: Any) -> BaseModel:
     """Check ``payload`` against the schema of the model's type, without calling it."""
+    require_model_reader("validate model requests")
     resolved = _lookup(session, ref, payload)
     return validate_request(resolved.model.model_type, payload)
 
@@ -190,6 +196,7 @@ async def aexecute(
     usage is written in a worker thread with another short session, so a slow model
     never keeps a pooled connection busy nor the event loop waiting on the database.
     """
+    require_model_reader("call models")
     if session is None:
         prepared = await anyio.to_thread.run_sync(_prepare_briefly, ref, payload)
     else:

@@ -8,6 +8,11 @@ deployments and are callable by name.
 
 Any of a model's id, name, deployment id or deployment name identifies it; so
 does ``connection/model`` for a model a connection offers.
+
+Rules (:mod:`studio.models.permissions`): administrators and members read models and
+deployments; creating, deploying, renaming, regrouping and deleting them is for
+administrators, and each of those is in the audit log. Lookups used on the call path
+(:func:`resolve_model`, :func:`model_type`, ...) check nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import func, update
-from sqlmodel import Session, and_, col, or_, select
+from sqlalchemy import update
+from sqlmodel import Session, col, or_, select
 
 from studio.core.errors import (
     ConflictError,
@@ -37,6 +42,8 @@ from studio.core.schemas import (
 from studio.core.settings import get_settings
 from studio.models.connections import build_provider, get_connection, get_provider
 from studio.models.dispatch import dispatch
+from studio.models.permissions import require_model_admin, require_model_reader
+from studio.models.registry.model_uses import endpoints_using, quoted, variants_using
 from studio.models.registry.templates import get_template, group_id
 from studio.models.specs import (
     ModelCreate,
@@ -46,14 +53,12 @@ from studio.models.specs import (
     validate_creation_parameters,
 )
 from studio.providers import Provider
+from studio.store import audit
 from studio.store.tables import (
-    App,
-    Endpoint,
     Model,
     ModelDeployment,
     ModelPrice,
     ModelTemplate,
-    Variant,
     VariantVersion,
     utcnow,
 )
@@ -105,6 +110,7 @@ def create_model(
     Everyone else (the gateway) gets :func:`~studio.models.specs.check_remote_parameters`:
     no environment variables, weights only inside ``STUDIO_MODELS_DIR``.
     """
+    require_model_admin("create models")
     if session.exec(select(Model).where(Model.name == data.name)).first():
         raise ConflictError(f"A model named '{data.name}' already exists.")
     template: ModelTemplate | None = None
@@ -160,6 +166,16 @@ def create_model(
     deployment = ModelDeployment(model_id=model.id, name=model.name, status=PENDING)
     session.add(deployment)
     session.flush()
+    _audit(
+        session,
+        "create",
+        model,
+        model_type=model.model_type,
+        template=template.name if template else None,
+        connection=model.connection,
+        provider_model=model.provider_model,
+        parameters=params,
+    )
     if deploy:
         deploy_model(session=session, ref=model.id)
     return model
@@ -196,6 +212,7 @@ def deploy_model(*, session: Session, ref: str) -> ModelDeployment:
     Local runtimes answer one tiny probe request; remote runtimes must list
     their models; external models need a usable connection.
     """
+    require_model_admin("deploy models")
     resolved = resolve_model(session=session, ref=ref)
     dep = resolved.deployment
     if dep is None:
@@ -219,11 +236,33 @@ def deploy_model(*, session: Session, ref: str) -> ModelDeployment:
         dep.status, dep.status_reason = FAILED, str(exc)
     dep.updated_at = utcnow()
     session.add(dep)
+    audit.record(
+        session,
+        action="deploy",
+        target_kind="model-deployment",
+        target_id=dep.id,
+        target_name=dep.name,
+        details={"model": resolved.model.name, "status": dep.status},
+    )
     session.flush()
     return dep
 
 
+def _audit(session: Session, action: str, model: Model, **details: Any) -> None:
+    """One audit event for a change to ``model`` (names and settings; secret-looking
+    parameters are dropped by :func:`studio.store.audit.record`)."""
+    audit.record(
+        session,
+        action=action,
+        target_kind="model",
+        target_id=model.id,
+        target_name=model.name,
+        details=details,
+    )
+
+
 def list_models(*, session: Session) -> list[Model]:
+    require_model_reader("list models")
     return list(
         session.exec(select(Model).order_by(col(Model.is_builtin).desc(), col(Model.name))).all()
     )
@@ -264,6 +303,7 @@ def model_overview(*, session: Session) -> list[ModelOverview]:
 
 
 def list_deployments(*, session: Session, model_id: str | None = None) -> list[ModelDeployment]:
+    require_model_reader("list model deployments")
     stmt = select(ModelDeployment).order_by(col(ModelDeployment.name))
     if model_id:
         stmt = stmt.where(ModelDeployment.model_id == model_id)
@@ -302,75 +342,33 @@ def delete_model(*, session: Session, ref: str) -> None:
     a delete; they keep showing the model's last name and, if run or deployed, say
     that the model was deleted.
     """
+    require_model_admin("delete models")
     resolved = resolve_model(session=session, ref=ref)
     model = resolved.model
     if model.is_builtin:
         raise ConflictError(f"'{model.name}' is a built-in model and cannot be deleted.")
-    endpoints = _endpoints_using(session, model)
+    endpoints = endpoints_using(session, model)
     if endpoints:
         raise ConflictError(
             f"Model '{model.name}' cannot be deleted: the deployed endpoint"
-            f"{'s' if len(endpoints) > 1 else ''} {_quoted(endpoints)} "
+            f"{'s' if len(endpoints) > 1 else ''} {quoted(endpoints)} "
             f"{'use' if len(endpoints) > 1 else 'uses'} it.",
             hint="Undeploy the endpoint, or deploy a version on another model, first.",
         )
-    variants = _variants_using(session, model)
+    variants = variants_using(session, model)
     if variants:
         raise ConflictError(
             f"Model '{model.name}' cannot be deleted: the latest version of variant"
-            f"{'s' if len(variants) > 1 else ''} {_quoted(variants)} "
+            f"{'s' if len(variants) > 1 else ''} {quoted(variants)} "
             f"{'use' if len(variants) > 1 else 'uses'} it.",
             hint="Save a version on another model, or archive the variant, first.",
         )
     for dep in list_deployments(session=session, model_id=model.id):
         session.delete(dep)
     session.flush()
+    _audit(session, "delete", model)
     session.delete(model)
     session.flush()
-
-
-def _quoted(names: list[str]) -> str:
-    return ", ".join(f"'{n}'" for n in names)
-
-
-def _uses(model: Model) -> Any:
-    """Variant versions that reference ``model`` (by id, or by name if saved before ids)."""
-    return or_(
-        col(VariantVersion.model_id) == model.id,
-        and_(col(VariantVersion.model_id).is_(None), col(VariantVersion.model) == model.name),
-    )
-
-
-def _endpoints_using(session: Session, model: Model) -> list[str]:
-    rows = session.exec(
-        select(Endpoint.name)
-        .join(VariantVersion, col(VariantVersion.id) == col(Endpoint.variant_version_id))
-        .where(col(Endpoint.active).is_(True), _uses(model))
-        .order_by(col(Endpoint.name))
-    ).all()
-    return list(rows)
-
-
-def _variants_using(session: Session, model: Model) -> list[str]:
-    """``app / variant`` of the unarchived variants whose latest version uses ``model``."""
-    newest = (
-        select(VariantVersion.variant_id, func.max(VariantVersion.version).label("version"))
-        .group_by(col(VariantVersion.variant_id))
-        .subquery()
-    )
-    rows = session.exec(
-        select(App.name, Variant.name)
-        .join(Variant, col(Variant.app_id) == col(App.id))
-        .join(newest, newest.c.variant_id == col(Variant.id))
-        .join(
-            VariantVersion,
-            (col(VariantVersion.variant_id) == newest.c.variant_id)
-            & (col(VariantVersion.version) == newest.c.version),
-        )
-        .where(col(Variant.archived).is_(False), _uses(model))
-        .order_by(col(App.name), col(Variant.name))
-    ).all()
-    return [f"{app} / {variant}" for app, variant in rows]
 
 
 def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
@@ -379,6 +377,7 @@ def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
     Variants, runs and endpoints reference the model by id, so they keep working;
     variant versions show the new name.
     """
+    require_model_admin("rename models")
     model = resolve_model(session=session, ref=ref).model
     if model.is_builtin:
         raise ConflictError(f"'{model.name}' is a built-in model and cannot be renamed.")
@@ -410,6 +409,7 @@ def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
         session.execute(
             update(ModelPrice).where(col(ModelPrice.model) == model.name).values(model=new_name)
         )
+    _audit(session, "rename", model, to=new_name)
     model.name, model.updated_at = new_name, utcnow()
     session.add(model)
     session.flush()
@@ -418,12 +418,14 @@ def rename_model(*, session: Session, ref: str, new_name: str) -> Model:
 
 def set_model_group(*, session: Session, ref: str, group: str | None) -> Model:
     """Put a custom model in a group (created if new), or take it out with ``None``."""
+    require_model_admin("change model groups")
     model = resolve_model(session=session, ref=ref).model
     if model.is_builtin:
         raise ConflictError(f"'{model.name}' is a built-in model; its group cannot change.")
     model.model_group_id = group_id(session, (group or "").strip() or None)
     model.updated_at = utcnow()
     session.add(model)
+    _audit(session, "update", model, group=(group or "").strip() or None)
     session.flush()
     return model
 

@@ -5,6 +5,10 @@ A **model template** says how a self-hosted model runs: its ``runtime``
 ``anthropic``, ``rerank-api``), fixed ``runtime_config``, and the
 ``model_creation_parameters_schema`` a model must fill in. A **model group** is
 a namespace for the iterations of a model.
+
+Rules (:mod:`studio.models.permissions`): administrators and members read templates and
+groups; creating and deleting templates and creating groups is for administrators, and
+template changes are in the audit log.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from studio.core.errors import (
     ConflictError,
     NotFoundError,
 )
+from studio.core.identity import require_admin
 from studio.core.settings import get_settings
+from studio.models.permissions import require_model_reader
 from studio.models.specs import (
     TemplateCreate,
     check_remote_parameters,
 )
+from studio.store import audit
 from studio.store.tables import Model, ModelGroup, ModelTemplate
 
 __all__ = [
@@ -37,19 +44,13 @@ __all__ = [
 
 
 def _require_admin(action: str) -> None:
-    from studio.core.errors import PermissionDeniedError
-
-    if not get_settings().admin_mode:
-        raise PermissionDeniedError(
-            f"Only admins can {action}.",
-            hint="Turn on admin mode by setting STUDIO_ADMIN=1 for the studio.",
-        )
+    require_admin(action)
 
 
 def create_template(
     *, session: Session, data: TemplateCreate, local: bool = False
 ) -> ModelTemplate:
-    """Create a model template (admin mode).
+    """Create a model template (administrators).
 
     ``local`` is true only for the operator on this machine (the CLI, the studio's own
     pages). A template created over the gateway may not name a server environment
@@ -71,14 +72,28 @@ def create_template(
     )
     session.add(row)
     session.flush()
+    _audit(session, "create", row)
     return row
 
 
+def _audit(session: Session, action: str, row: ModelTemplate) -> None:
+    audit.record(
+        session,
+        action=action,
+        target_kind="model-template",
+        target_id=row.id,
+        target_name=row.name,
+        details={"model_type": row.model_type, "runtime": row.runtime},
+    )
+
+
 def list_templates(*, session: Session) -> list[ModelTemplate]:
+    require_model_reader("list model templates")
     return list(session.exec(select(ModelTemplate).order_by(col(ModelTemplate.name))).all())
 
 
 def get_template(*, session: Session, ref: str) -> ModelTemplate:
+    require_model_reader("read model templates")
     row = session.exec(
         select(ModelTemplate).where(or_(ModelTemplate.id == ref, ModelTemplate.name == ref))
     ).first()
@@ -96,6 +111,7 @@ def delete_template(*, session: Session, ref: str) -> None:
         raise ConflictError(f"Template '{row.name}' ships with the studio and cannot be deleted.")
     if session.exec(select(Model).where(Model.model_template_id == row.id)).first():
         raise ConflictError(f"Template '{row.name}' is used by models; delete those first.")
+    _audit(session, "delete", row)
     session.delete(row)
     session.flush()
 
@@ -104,6 +120,7 @@ def delete_template(*, session: Session, ref: str) -> None:
 
 
 def create_model_group(*, session: Session, name: str, description: str = "") -> ModelGroup:
+    _require_admin("create model groups")
     if session.exec(select(ModelGroup).where(ModelGroup.name == name)).first():
         raise ConflictError(f"A model group named '{name}' already exists.")
     row = ModelGroup(name=name, description=description)
@@ -113,6 +130,7 @@ def create_model_group(*, session: Session, name: str, description: str = "") ->
 
 
 def list_model_groups(*, session: Session) -> list[ModelGroup]:
+    require_model_reader("list model groups")
     return list(session.exec(select(ModelGroup).order_by(col(ModelGroup.name))).all())
 
 

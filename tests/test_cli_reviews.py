@@ -1,0 +1,86 @@
+"""`studio review`: create from a run, status in sentences, export and import CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from studio.core.identity import acting_as
+from studio.services.reviews import next_item, rate
+from studio.services.users import actor_for_user, create_user
+from studio.store import session_scope
+
+CSV = "event\n" + "".join(f"Launch {i}\n" for i in range(10))
+
+
+def _setup(cli: Any, tmp_path: Path) -> None:
+    data = tmp_path / "events.csv"
+    data.write_text(CSV)
+    assert cli("app", "create", "Marketing").code == 0
+    assert cli("dataset", "upload", "--app", "Marketing", str(data)).code == 0
+    made = cli(
+        "variant", "create", "--app", "Marketing", "--name", "plain", "--model", "mock/echo",
+        "--prompt", "About {{event}}",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    ran = cli("run", "--app", "Marketing", "--variant", "plain", "--dataset", "1")
+    assert ran.code == 0, ran.err
+
+
+def test_create_rate_status_export_import(cli: Any, tmp_path: Path, mock_provider: Any) -> None:
+    _setup(cli, tmp_path)
+    made = cli(
+        "review", "create", "--app", "Marketing", "--source", "run:1", "--name", "Tone",
+        "--task", "Describe the event", "--good", "Names it", "--raters", "2", "--json",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    review_id = made.json()["id"]
+    assert made.json()["items"] == 10 and made.json()["needed"] == 20
+    with session_scope() as session:
+        raters = [
+            actor_for_user(create_user(session=session, name=n, password="a long password 1",
+                                       role="reviewer"))
+            for n in ("rita", "ravi")
+        ]  # fmt: skip
+    for who in raters:
+        with acting_as(who), session_scope() as session:
+            while (item := next_item(session=session, review_id=review_id)) is not None:
+                rate(session=session, review_id=review_id, item_id=item.item_id, rating="good")
+    status = cli("review", "status", str(review_id))
+    assert status.code == 0, status.err
+    assert "20 of 20 ratings given (100%)" in status.out
+    assert "10 of 10 decided items are good" in status.out
+    assert "cannot be measured" in status.out  # every rating is 'good': a sentence, not NaN
+    out, summary = tmp_path / "ratings.csv", tmp_path / "summary.csv"
+    exported = cli("review", "export", str(review_id), "--out", str(out), "--summary", str(summary))
+    assert exported.code == 0 and "Wrote 20 rating(s)" in exported.out
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert len(rows) == 20
+    sheet = tmp_path / "more.csv"
+    sheet.write_text("item,rater,rating\n" + f"{rows[0]['item']},sam,bad\n")
+    imported = cli("review", "import", str(review_id), str(sheet))
+    assert imported.code == 0 and "Imported 1 rating(s)" in imported.out
+    listed = cli("review", "list", "--json").json()
+    assert listed[0]["given"] == 20  # the item already had its two ratings
+
+
+def test_bad_input_is_one_line(cli: Any, tmp_path: Path, mock_provider: Any) -> None:
+    _setup(cli, tmp_path)
+    wrong = cli("review", "create", "--app", "Marketing", "--source", "model:1", "--name", "x",
+                "--task", "t")  # fmt: skip
+    assert wrong.code == 1 and "is not run:ID" in wrong.err
+    missing = cli("review", "create", "--app", "Marketing", "--source", "run:99", "--name", "x",
+                  "--task", "t")  # fmt: skip
+    assert missing.code == 1 and "No run 99" in missing.err
+    kind = cli("review", "create", "--app", "Marketing", "--source", "run:1", "--name", "x",
+               "--task", "t", "--kind", "stars")  # fmt: skip
+    assert kind.code == 1 and "kind" in kind.err and "Traceback" not in kind.err
+    bad_sheet = tmp_path / "bad.csv"
+    bad_sheet.write_text("item,rater,rating\n1,sam,meh\n")
+    made = cli("review", "create", "--app", "Marketing", "--source", "run:1", "--name", "x",
+               "--task", "t", "--json")  # fmt: skip
+    refused = cli("review", "import", str(made.json()["id"]), str(bad_sheet))
+    assert refused.code == 1 and "line 2: rating 'meh'" in refused.err
+    assert "No reviews yet" not in cli("review", "list").out
