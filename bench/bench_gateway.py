@@ -42,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -482,6 +483,8 @@ def main() -> None:
     parser.add_argument("--skip-stats", action="store_true")
     parser.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
+    if args.profile and shutil.which("py-spy") is None:
+        parser.error("--profile needs py-spy on PATH: `pip install py-spy`, then run this again.")
     print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
     figures = Figures()
     with tempfile.TemporaryDirectory() as home:
