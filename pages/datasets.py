@@ -242,7 +242,9 @@ st.caption(
 with studio_session() as session:
     frame = rows_frame(session=session, version_id=version_id)
 
-preview, history = st.tabs(["Rows", "Version history"])
+preview, history = st.tabs(  # tracked: a rerun keeps the tab the person is on
+    ["Rows", "Version history"], key="dataset_tab", on_change="rerun"
+)
 
 with preview:
     st.caption(

@@ -179,8 +179,10 @@ def summary_panel(summary: ComparisonSummary) -> None:
             st.write(f"**{test['key']}**: {test['sentence']}")
     for note in summary.notes:
         st.caption(note)
-    pass_tab, latency_tab, cost_tab = st.tabs(
-        ["Pass rate per contender", "Latency distribution", "Quality against cost"]
+    pass_tab, latency_tab, cost_tab = st.tabs(  # tracked: a rerun keeps the open chart
+        ["Pass rate per contender", "Latency distribution", "Quality against cost"],
+        key="compare_chart_tab",
+        on_change="rerun",
     )
     with pass_tab:
         _pass_chart(summary)

@@ -161,7 +161,11 @@ def snippets_panel(*, base_url: str, endpoint: EndpointPublic, key: str | None) 
             f"Set your API key first: `export {KEY_ENV}=sk-studio-…` (create one under "
             "**API keys** above; it is shown only once)."
         )
-    tabs = st.tabs(["curl", "Python", "JavaScript", "OpenAI SDK (Python)"])
+    tabs = st.tabs(  # tracked: a rerun keeps the language the person picked
+        ["curl", "Python", "JavaScript", "OpenAI SDK (Python)"],
+        key="snippet_tab",
+        on_change="rerun",
+    )
     with tabs[0]:
         st.code(curl_snippet(url, inputs, key), language="bash", wrap_lines=True)
     with tabs[1]:

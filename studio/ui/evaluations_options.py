@@ -64,7 +64,11 @@ def catalogue_picker() -> None:
     for cls in catalogue().values():
         by_family.setdefault(cls.family, []).append(cls)
     families = list(by_family)
-    tabs = st.tabs([FAMILIES.get(f, f.capitalize()) for f in families])
+    tabs = st.tabs(  # tracked: ticking a box in a later family keeps that family open
+        [FAMILIES.get(f, f.capitalize()) for f in families],
+        key="evaluator_family_tab",
+        on_change="rerun",
+    )
     for tab, family in zip(tabs, families, strict=True):
         with tab:
             left, right = st.columns(2, gap="medium")

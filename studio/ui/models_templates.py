@@ -195,7 +195,9 @@ def render_templates() -> None:
         right.markdown("**Runtime configuration**")
         right.json(chosen.runtime_config or {})
     st.subheader("Create a template")
-    form_tab, json_tab = st.tabs(["With a form", "From a JSON file"])
+    form_tab, json_tab = st.tabs(  # tracked: a rerun keeps the form being filled in
+        ["With a form", "From a JSON file"], key="template_tab", on_change="rerun"
+    )
     with form_tab:
         _form()
     with json_tab:
