@@ -35,7 +35,7 @@ from studio.services.app_access import check_app
 from studio.services.apps import get_app
 from studio.services.members import require_member_role
 from studio.services.retrieval_spec import RetrievalSpec, parse_retrieval, retrieval_dict
-from studio.store.tables import Model, Variant, VariantVersion
+from studio.store.tables import Model, Run, Variant, VariantVersion
 
 __all__ = [
     "VariantConfig",
@@ -246,7 +246,40 @@ def save_version(
             f"Version {version.version} of this variant was saved by someone else meanwhile.",
             hint="Reload the variant and save again.",
         ) from exc
+    _adopt_runs(session, _variant(session, variant_id).app_id, version)
     return version
+
+
+def _adopt_runs(session: Session, app_id: int, version: VariantVersion) -> None:
+    """Runs of the app made from exactly this configuration before it was saved (a
+    Playground run, then **Save as variant**) become runs of ``version``: pickers name the
+    version instead of "unsaved prompt", and evaluating the version reuses a finished one
+    instead of generating the same outputs again. Runs of another version are left alone."""
+    config = version_config(version)
+    want = {
+        "prompt": config.prompt.model_dump(mode="json"),
+        "parameters": config.parameter_dict(),
+        "model_id": version.model_id,
+        "retrieval": config.retrieval.model_dump(mode="json") if config.retrieval else None,
+    }
+    stmt = select(Run).where(
+        Run.app_id == app_id, col(Run.variant_version_id).is_(None), Run.model == version.model
+    )
+    for run in session.exec(stmt):
+        try:  # the stored prompt, normalised as a version holds it
+            prompt = PromptTemplate.model_validate(run.config.get("prompt")).model_dump(mode="json")
+        except ValueError:
+            continue
+        held = {
+            "prompt": prompt,
+            "parameters": run.config.get("parameters") or {},
+            "model_id": run.config.get("model_id"),
+            "retrieval": run.config.get("retrieval"),
+        }
+        if held == want:
+            run.variant_version_id = version.id
+            session.add(run)
+    session.flush()
 
 
 # -- variants -------------------------------------------------------------------------
@@ -320,6 +353,7 @@ def _create(
     version = _new_version(variant.id, 1, config, model_id, note)
     session.add(version)
     session.flush()
+    _adopt_runs(session, app.id, version)
     return version
 
 

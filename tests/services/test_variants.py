@@ -161,3 +161,51 @@ def test_parameter_errors_name_the_field_and_rule(
         parse_config(doc)
     message = str(info.value)
     assert field in message and rule in message
+
+
+def test_a_run_of_a_prompt_saved_afterwards_becomes_a_run_of_that_version(
+    session: Session, mock_provider: Any
+) -> None:
+    """Generate in the Playground, then Save as variant: the run is the version's (named in
+    pickers, reused by an evaluation) and a run with other settings is not."""
+    from studio.services.datasets import upload_dataset
+    from studio.services.evaluation_runs import contender_runs
+    from studio.services.runs import RunConfig, create_run, run_sync
+    from studio.store.tables import Run
+
+    app_id = _app(session)
+    data = b"event\nlaunch\nsale\n"
+    dataset = upload_dataset(
+        session=session, app_id=app_id, name="events", data=data, filename="events.csv"
+    )
+    assert dataset.id is not None
+    config = _config()
+
+    def run_of(parameters: dict[str, Any]) -> int:
+        run = create_run(
+            session=session, app_id=app_id, dataset_version_id=dataset.id or 0,
+            config=RunConfig(model=config.model, prompt=config.prompt, parameters=parameters),
+        )  # fmt: skip
+        session.commit()
+        assert run.id is not None
+        run_sync(run_id=run.id)
+        return run.id
+
+    same, other = run_of(config.parameter_dict()), run_of({"max_tokens": 21})
+    saved = create_variant(session=session, app_id=app_id, name="launch mail", config=config)
+    session.commit()
+    session.expire_all()
+    assert session.get(Run, same).variant_version_id == saved.id  # type: ignore[union-attr]
+    assert session.get(Run, other).variant_version_id is None  # type: ignore[union-attr]
+
+    found = contender_runs(
+        session=session, app_id=app_id, dataset_version_id=dataset.id, variants=["launch mail@1"]
+    )
+    assert (found.run_ids, found.missing) == ([same], [])  # nothing generated a second time
+
+    # a new version of the same variant takes the run made with its settings
+    v2 = save_version(session=session, variant_id=saved.variant_id, config=_config(max_tokens=21))
+    session.commit()
+    session.expire_all()
+    assert session.get(Run, other).variant_version_id == v2.id  # type: ignore[union-attr]
+    assert session.get(Run, same).variant_version_id == saved.id  # type: ignore[union-attr]
