@@ -247,3 +247,7 @@ def test_a_judge_that_cannot_answer_is_an_evaluator_error_not_a_failure(app_id: 
     assert any("could not judge 3 output(s)" in w and "not failed outputs" in w for w in warnings)
     assert list(_table(at, "Overall")["LLM judge"]) == ["⚠ error"] * 3
     assert not any(t.startswith("LLM judge: fail") for t in _texts(at, "error"))
+    # the trend says why this finished evaluation draws no point, instead of "none finished"
+    [trend] = [t for t in _texts(at, "info") if "pass rate" in t]
+    assert "evaluation 1" in trend and "every score was an evaluator error" in trend
+    assert "No finished evaluation yet" not in " ".join(_texts(at, "info"))

@@ -19,7 +19,20 @@ def trend(evaluations: list[Evaluation]) -> None:
         for e in sorted(evaluations, key=lambda e: e.created_at)
         if (e.summary or {}).get("overall_pass_rate") is not None
     ]
+    unscored = [
+        e
+        for e in evaluations
+        if e.status == "done" and (e.summary or {}).get("overall_pass_rate") is None
+    ]
     if not points:
+        if unscored:
+            st.info(
+                f"No point to draw yet: {_named(unscored)} finished without a pass rate, because "
+                "none of its outputs could be scored (every score was an evaluator error). Open "
+                "its report above to see why, fix the evaluator (its model or options) and "
+                "evaluate again."
+            )
+            return
         st.info(
             "No finished evaluation yet. Each evaluation you run adds a point here, so you can "
             "see whether new variant versions get better."
@@ -60,3 +73,17 @@ def trend(evaluations: list[Evaluation]) -> None:
         "its evaluators, across its contenders. Points are comparable when they use the same "
         f"dataset and evaluators; hover a point to see each contender.{more}"
     )
+    if unscored:
+        st.caption(
+            f"Not drawn: {_named(unscored)}, with no pass rate (every score was an evaluator "
+            "error)."
+        )
+
+
+def _named(evaluations: list[Evaluation]) -> str:
+    """One evaluation by id and name, or several by id ("evaluations 4 and 7"), in a sentence."""
+    ids = sorted(int(e.id or 0) for e in evaluations)
+    if len(ids) == 1:
+        return f"evaluation {ids[0]} ({evaluations[0].name})"
+    shown = ", ".join(str(i) for i in ids[:-1]) + f" and {ids[-1]}"
+    return f"evaluations {shown}"
