@@ -200,8 +200,10 @@ def create_comparison(
     concurrency: int | None = None,
     name: str = "",
     actor: str = "",
+    commit: bool = True,
 ) -> tuple[Comparison, list[int]]:
-    """Store a comparison; returns it and the runs still to execute (created here)."""
+    """Store a comparison; returns it and the runs still to execute (created here). With
+    ``commit=False`` everything is only flushed, for a caller that commits it with more."""
     require_member_role("create comparisons")
     check_app(session=session, app_id=app_id, action="create comparisons")
     if not 2 <= len(contenders) <= MAX_CONTENDERS:
@@ -228,7 +230,7 @@ def create_comparison(
     if evaluators:
         evaluation = create_evaluation(
             session=session, app_id=app_id, run_ids=[c["run_id"] for c in stored],
-            evaluators=evaluators, name=name or "Comparison", actor=actor,
+            evaluators=evaluators, name=name or "Comparison", actor=actor, commit=commit,
         )  # fmt: skip
         evaluation_id = evaluation.id
     comparison = Comparison(
@@ -241,7 +243,10 @@ def create_comparison(
         actor=actor,
     )
     session.add(comparison)
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     session.refresh(comparison)
     return comparison, missing
 

@@ -148,8 +148,10 @@ def create_evaluation(
     evaluators: Sequence[EvaluatorConfig],
     name: str = "",
     actor: str = "",
+    commit: bool = True,
 ) -> Evaluation:
-    """Store an evaluation of ``run_ids`` (one dataset version, this app's runs)."""
+    """Store an evaluation of ``run_ids`` (one dataset version, this app's runs); with
+    ``commit=False`` it is only flushed, for a caller that commits it with more."""
     require_member_role("create evaluations")
     check_app(session=session, app_id=app_id, action="create evaluations")
     if not run_ids:
@@ -185,7 +187,10 @@ def create_evaluation(
         actor=actor,
     )
     session.add(evaluation)
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     session.refresh(evaluation)
     return evaluation
 

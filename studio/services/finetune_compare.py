@@ -15,7 +15,7 @@ and :mod:`studio.services.comparisons`).
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, col, update
 
 from studio.core.errors import ConfigError
 from studio.core.templates import PromptTemplate
@@ -59,10 +59,16 @@ def compare_with_base(
             f"Fine-tuning job {job_id} has no model to compare yet ({view.state}).",
             hint="Wait until it has succeeded, or start a new job.",
         )
+    # Take the job's write lock first (a no-op update: a row lock on PostgreSQL, the
+    # database's write lock on SQLite) and hold it until the comparison and the job's note
+    # of it are committed together: two clicks at once give one comparison, not two.
+    session.execute(update(Job).where(col(Job.id) == job_id).values(id=job_id))
     job = session.get(Job, job_id)
     assert job is not None and job.kind == KIND and job.app_id is not None
+    session.refresh(job)  # as the lock's holder before us may have left it
     found = _existing(session, job)
     if found is not None:
+        session.rollback()  # let go of the lock
         return found, []
     prompt_column = view.columns.get("prompt")
     completion_column = view.columns.get("completion")
@@ -101,6 +107,7 @@ def compare_with_base(
         session=session, app_id=job.app_id, dataset_version_id=subset.id,
         contenders=contenders, evaluators=EVALUATORS, baseline=0, concurrency=concurrency,
         name=f"Fine-tune #{job_id}: {view.model} vs {view.base_model}", actor=actor,
+        commit=False,
     )  # fmt: skip
     job.params = {**job.params, "comparison_id": comparison.id}  # reloaded after the commit
     session.add(job)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 import pytest
 from sqlmodel import Session, select
 
@@ -16,7 +19,8 @@ from studio.services.finetune_records import load_split
 from studio.services.finetune_worker import run_job
 from studio.services.runs import run_sync
 from studio.services.users import actor_for_user, create_user
-from studio.store.tables import DatasetVersion, Job
+from studio.store import session_scope
+from studio.store.tables import Comparison, DatasetVersion, Job
 from tests.services.finetune_fakes import FineTuningServer, make_dataset
 from tests.services.test_finetune_openai import _ask, quick_polls  # noqa: F401  (autouse)
 
@@ -85,3 +89,39 @@ def test_compare_with_base_needs_a_finished_model_and_the_apps_member(session: S
         pytest.raises(PermissionDeniedError, match="Only administrators or members"),
     ):
         compare_with_base(session=session, job_id=job.id, actor="ui")
+
+
+def test_two_clicks_at_once_make_one_comparison(session: Session) -> None:
+    """Compare with base pressed twice at the same moment (two tabs, two people): both get
+    the same comparison, and one copy of the validation rows and of the runs."""
+    _, version_id = make_dataset(session)
+    with FineTuningServer(polls=2) as server:
+        server.connect(session)
+        job = finetune.create_job(data=_ask(version_id), actor="ui", start=False)
+        run_job(job.id)
+    versions_before = len(session.exec(select(DatasetVersion)).all())
+    start = threading.Barrier(2)
+    got: list[tuple[int, int]] = []
+    failed: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            start.wait(10)
+            with session_scope() as own:
+                comparison, missing = compare_with_base(session=own, job_id=job.id, actor="ui")
+                got.append((int(comparison.id or 0), len(missing)))
+        except BaseException as exc:  # reported below, not lost in the thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(click,))]
+    threads.append(threading.Thread(target=contextvars.copy_context().run, args=(click,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failed, failed
+    assert len({comparison_id for comparison_id, _ in got}) == 1, got  # one comparison
+    assert sorted(missing for _, missing in got) == [0, 2]  # its 2 runs started once
+    session.expire_all()
+    assert len(session.exec(select(Comparison)).all()) == 1
+    assert len(session.exec(select(DatasetVersion)).all()) == versions_before + 1
