@@ -84,3 +84,45 @@ def test_bad_input_is_one_line(cli: Any, tmp_path: Path, mock_provider: Any) -> 
     refused = cli("review", "import", str(made.json()["id"]), str(bad_sheet))
     assert refused.code == 1 and "line 2: rating 'meh'" in refused.err
     assert "No reviews yet" not in cli("review", "list").out
+
+
+def test_judge_against_the_people(cli: Any, tmp_path: Path, mock_provider: Any) -> None:
+    """`studio review judge`: the judge's agreement with the people, a sentence and the
+    confusion table (and the same as JSON)."""
+    from studio.services.evaluations import EvaluatorConfig, create_evaluation, evaluate_sync
+
+    _setup(cli, tmp_path)
+    made = cli(
+        "review", "create", "--app", "Marketing", "--source", "run:1", "--name", "Tone",
+        "--task", "Describe the event", "--raters", "1", "--json",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    review_id = made.json()["id"]
+    with session_scope() as session:
+        evaluation = create_evaluation(
+            session=session, app_id=1, name="judge", run_ids=[1],
+            evaluators=[EvaluatorConfig(id="contains", options={"value": "Launch 1"})],
+        )  # fmt: skip
+        evaluation_id = evaluation.id or 0
+        rita = actor_for_user(
+            create_user(session=session, name="rita", password="a long password 1",
+                        role="reviewer")
+        )  # fmt: skip
+    evaluate_sync(evaluation_id=evaluation_id)
+    # rita calls rows 1 and 7 good; the "judge" passes only the output naming Launch 1
+    with acting_as(rita), session_scope() as session:
+        while (item := next_item(session=session, review_id=review_id)) is not None:
+            rating = "good" if item.row_index in (1, 7) else "bad"
+            rate(session=session, review_id=review_id, item_id=item.item_id, rating=rating)
+
+    args = ["review", "judge", str(review_id), "--evaluation", str(evaluation_id)]
+    shown = cli(*args, "--evaluator", "contains")
+    assert shown.code == 0, shown.err
+    assert "agrees with the human majority on 90% of 10 items" in shown.out, shown.out
+    assert "Cohen's kappa 0.62" in shown.out and "People (rows)" in shown.out
+    found = cli(*args, "--evaluator", "contains", "--json").json()
+    assert found["percent"] == 0.9 and found["confusion"] == [[8, 0], [1, 1]]
+    assert [d["row_index"] for d in found["disagreements"]] == [7]
+
+    wrong = cli(*args, "--evaluator", "nope")
+    assert wrong.code == 1 and "Traceback" not in wrong.err and wrong.err.strip(), wrong.err

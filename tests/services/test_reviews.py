@@ -433,3 +433,53 @@ def test_an_endpoints_logged_requests_become_a_review(
     assert first is not None
     assert first.outputs == ["Answer 2"] and first.inputs["city"] == "City 2"  # last three
     assert first.contender == "endpoint capitals" and first.mine_left == 3
+
+
+def test_a_blind_ab_review_of_a_three_way_comparison_ranks_the_contenders(
+    session: Session, studio: dict[str, Any]
+) -> None:
+    """Items from a comparison of three prompts: each item is one pair (A-B, A-C, B-C in
+    turn), shown without names, and the Bradley-Terry ranking orders them as the rater did."""
+    from studio.services.comparisons import ContenderSpec, create_comparison
+
+    templates = {"Alpha": "{{city}}", "Beta": "Capital {{city}}", "Gamma": "The capital {{city}}"}
+    comparison, missing = create_comparison(
+        session=session, app_id=studio["app"], dataset_version_id=studio["version"],
+        contenders=[
+            ContenderSpec(model="mock/echo", label=label,
+                          prompt=PromptTemplate(kind="completion", template=template))
+            for label, template in templates.items()
+        ],
+    )  # fmt: skip
+    for run_id in missing:
+        run_sync(run_id=run_id)
+    # Alpha and Beta reuse the finished runs of the same prompts: one run is new
+    assert comparison.id is not None and len(missing) == 1
+    spec = _spec(studio, kind="pairwise", source_kind="comparison", source_id=comparison.id,
+                 raters_per_item=1)  # fmt: skip
+    review = create_review(session=session, app_id=studio["app"], spec=spec)
+    assert review.id is not None
+
+    def liking(output: str) -> int:  # the rater's taste: Gamma > Beta > Alpha
+        return 3 if output.startswith("echo: The capital") else 2 if "Capital" in output else 1
+
+    shown_pairs: set[frozenset[int]] = set()
+    with acting_as(studio["people"]["rita"]):
+        for _ in range(10):
+            item = next_item(session=session, review_id=review.id)
+            assert item is not None and item.contender is None and len(item.outputs) == 2
+            page_text = " ".join([*item.outputs, str(item.inputs)])
+            assert not any(label in page_text for label in templates)  # blind
+            left, right = (liking(o) for o in item.outputs)
+            shown_pairs.add(frozenset((left, right)))
+            rate(session=session, review_id=review.id, item_id=item.item_id,
+                 rating="left" if left > right else "right")  # fmt: skip
+        assert next_item(session=session, review_id=review.id) is None
+    assert shown_pairs == {frozenset((1, 2)), frozenset((1, 3)), frozenset((2, 3))}
+
+    with acting_as(studio["people"]["mia"]):
+        results = review_results(session=session, review_id=review.id)
+    assert [r["label"] for r in results["ranking"]] == ["Gamma", "Beta", "Alpha"]
+    wins = {c["label"]: (c["wins"], c["judged"]) for c in results["contenders"]}
+    # 10 rows over 3 pairs: Alpha-Beta 4 times, Alpha-Gamma and Beta-Gamma 3 times each
+    assert wins == {"Alpha": (0, 7), "Beta": (4, 7), "Gamma": (6, 6)}
