@@ -86,7 +86,7 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
     #    the fake provider's model; the Contains check against the label column.
     nav(page, "Compare")
     page.get_by_text("No comparisons yet").wait_for(timeout=30_000)
-    page.get_by_text("one-word label v1").first.wait_for(timeout=30_000)
+    page.get_by_text("one-word label v1").filter(visible=True).first.wait_for(timeout=30_000)
     page.get_by_text("at least two contenders (now 1)").wait_for(timeout=30_000)
     _choose(page, "Models", BUILTIN)
     _choose(page, "Models", "local/fake-chat")
@@ -107,11 +107,11 @@ def test_compare_an_example_prompt_on_models_pick_winners_export_and_deploy(
         page.get_by_text("Scoring the outputs")
     ).first.wait_for(timeout=60_000)
     full_shot(page, "journey-compare-2-progress")
-    page.get_by_text("McNemar").first.wait_for(timeout=600_000)
+    page.get_by_text("McNemar").filter(visible=True).first.wait_for(timeout=600_000)
     page.get_by_text(f"Rows 1 to {ROWS} of {ROWS} matching rows").wait_for(timeout=60_000)
     page.wait_for_timeout(1_500)  # charts and tables finish drawing
-    page.get_by_text("Against the baseline,").first.wait_for()
-    page.get_by_text("the true rate most likely lies").first.wait_for()
+    page.get_by_text("Against the baseline,").filter(visible=True).first.wait_for()
+    page.get_by_text("the true rate most likely lies").filter(visible=True).first.wait_for()
     assert "Something went wrong" not in page.content()
     assert "Traceback" not in page.content()
     assert "comparison=1" in page.url

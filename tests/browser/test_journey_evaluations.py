@@ -80,7 +80,7 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     # 3. On Evaluations, the first evaluation's form is open with the example's variant.
     nav(page, "Evaluations")
     page.get_by_text("No evaluations yet").wait_for(timeout=30_000)
-    page.get_by_text("one-word label v1").first.wait_for(timeout=30_000)
+    page.get_by_text("one-word label v1").filter(visible=True).first.wait_for(timeout=30_000)
     _tick(page, "Metrics and labels", "Classification")
     page.get_by_text("expected-output column, label").wait_for(timeout=30_000)
     _fill(page, "Labels, one per line (required)", "positive\nnegative\nneutral")
@@ -112,10 +112,12 @@ def test_evaluate_an_example_app_read_the_report_card_and_download_it(
     page.wait_for_timeout(1_500)  # the chart and tables finish drawing
 
     # 5. The report card: figures with their sentences, the classification figures.
-    page.get_by_text("most likely lies in this range").first.wait_for(timeout=30_000)
-    page.get_by_text("left out of the pass rate").first.wait_for()
+    page.get_by_text("most likely lies in this range").filter(visible=True).first.wait_for(
+        timeout=30_000
+    )
+    page.get_by_text("left out of the pass rate").filter(visible=True).first.wait_for()
     page.get_by_role("heading", name="Classification · one-word label v1").wait_for()
-    page.get_by_text("Accuracy", exact=True).first.wait_for()
+    page.get_by_text("Accuracy", exact=True).filter(visible=True).first.wait_for()
     page.get_by_text("Each point is one finished evaluation").wait_for()
     assert "Something went wrong" not in page.content()
     assert "Traceback" not in page.content()

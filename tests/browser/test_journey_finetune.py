@@ -43,7 +43,7 @@ def test_start_a_job_watch_the_loss_and_compare_with_the_base(
     full_shot(page, "finetune-form")
     page.get_by_role("button", name="Start fine-tuning").click()
     page.get_by_text("Fine-tuning job 1 started").wait_for(timeout=30_000)
-    page.get_by_text("training loss").first.wait_for(timeout=60_000)
+    page.get_by_text("training loss").filter(visible=True).first.wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     full_shot(page, "finetune-running")
     page.get_by_text("is ready").wait_for(timeout=90_000)

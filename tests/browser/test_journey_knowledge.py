@@ -91,5 +91,5 @@ def test_knowledge_base_from_the_handbook_answers_from_billing(
 
     nav(page, "Jobs")
     page.get_by_text("Show finished jobs", exact=True).click()
-    page.get_by_text("knowledge base 1").first.wait_for(timeout=30_000)
+    page.get_by_text("knowledge base 1").filter(visible=True).first.wait_for(timeout=30_000)
     full_shot(page, "knowledge-jobs")

@@ -73,7 +73,9 @@ def test_connect_a_server_see_its_models_and_chat(
     box.wait_for(timeout=30_000)
     box.fill("Draft a welcome line for new customers.")
     box.press("Enter")
-    page.get_by_text("Hello from the fake server").first.wait_for(timeout=30_000)
+    page.get_by_text("Hello from the fake server").filter(visible=True).first.wait_for(
+        timeout=30_000
+    )
     page.get_by_text("Copy as CLI command").click()
     page.get_by_text("studio model execute team/team-chat-7b request.json").wait_for()
     page.screenshot(path=str(ARTIFACTS / "models-try-chat.png"), full_page=True)

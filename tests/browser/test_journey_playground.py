@@ -49,7 +49,7 @@ def test_first_run_generate_over_a_sample_csv_save_and_download(
     page.locator("input[type='file']").set_input_files(str(SAMPLE))
     page.get_by_text("20 row(s), columns: event, demographic, size").wait_for(timeout=30_000)
     page.get_by_role("button", name="Upload", exact=True).click()
-    page.get_by_text("version 1").first.wait_for(timeout=30_000)
+    page.get_by_text("version 1").filter(visible=True).first.wait_for(timeout=30_000)
     _shot(page, "2-dataset")
 
     # 3. Write a template in the Playground; the preview renders row 1.

@@ -43,12 +43,16 @@ def test_retrieval_in_the_playground_preview_and_run(studio_url: str, page: Any)
     template.fill(PROMPT)
     template.press("Control+Enter")
     settle(page)
-    page.get_by_text("which a retrieval step fills in").first.wait_for(timeout=30_000)
+    page.get_by_text("which a retrieval step fills in").filter(visible=True).first.wait_for(
+        timeout=30_000
+    )
 
     page.get_by_text("Give the prompt chunks from a knowledge base").click()
     settle(page)
     page.get_by_text("Retrieved for this row").wait_for(timeout=60_000)
-    page.get_by_text("Starter costs 12 euros a month.").first.wait_for(timeout=30_000)
+    page.get_by_text("Starter costs 12 euros a month.").filter(visible=True).first.wait_for(
+        timeout=30_000
+    )
     full_shot(page, "journey-playground-retrieval-1-preview")
 
     page.get_by_role("button", name="Generate all 3 rows").click()

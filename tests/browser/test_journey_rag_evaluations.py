@@ -91,14 +91,18 @@ def test_evaluate_retrieval_hit_rate_and_mrr_of_a_run(studio_url: str, page: Any
         "expected_document" in column.input_value()
         or page.get_by_text("expected_document").first.is_visible()
     )
-    page.get_by_text("evaluate a run of a variant with retrieval").first.wait_for()
+    page.get_by_text("evaluate a run of a variant with retrieval").filter(
+        visible=True
+    ).first.wait_for()
     full_shot(page, "journey-rag-1-form")
 
     page.get_by_role("button", name="Evaluate", exact=True).click()
     page.get_by_role("heading", name="Retrieval").wait_for(timeout=120_000)
     settle(page)
     full_shot(page, "journey-rag-2-report")
-    page.get_by_text("at least one retrieved chunk came from an expected document").first.wait_for()
+    page.get_by_text("at least one retrieved chunk came from an expected document").filter(
+        visible=True
+    ).first.wait_for()
     content = page.content()
     assert "Chunks retrieved" in content and "the RAG evaluators judged these" in content
     assert "Something went wrong" not in content and "Traceback" not in content
