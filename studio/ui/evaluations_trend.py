@@ -27,10 +27,10 @@ def trend(evaluations: list[Evaluation]) -> None:
     if not points:
         if unscored:
             st.info(
-                f"No point to draw yet: {_named(unscored)} finished without a pass rate, because "
-                "none of its outputs could be scored (every score was an evaluator error). Open "
-                "its report above to see why, fix the evaluator (its model or options) and "
-                "evaluate again."
+                f"No point to draw yet: {_named(unscored)} finished without a pass rate: none of "
+                "its outputs could be judged (usually because every score was an evaluator "
+                "error). Open its report above to see why, fix the evaluator (its model or "
+                "options) and evaluate again."
             )
             return
         st.info(
@@ -75,8 +75,8 @@ def trend(evaluations: list[Evaluation]) -> None:
     )
     if unscored:
         st.caption(
-            f"Not drawn: {_named(unscored)}, with no pass rate (every score was an evaluator "
-            "error)."
+            f"Not drawn: {_named(unscored)}, with no pass rate (none of its outputs could be "
+            "judged)."
         )
 
 
