@@ -7,6 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import select
+
 from studio.core.identity import acting_as
 from studio.services.reviews import next_item, rate
 from studio.services.users import actor_for_user, create_user
@@ -126,3 +128,38 @@ def test_judge_against_the_people(cli: Any, tmp_path: Path, mock_provider: Any) 
 
     wrong = cli(*args, "--evaluator", "nope")
     assert wrong.code == 1 and "Traceback" not in wrong.err and wrong.err.strip(), wrong.err
+
+
+def test_create_from_an_endpoints_logged_requests(
+    cli: Any, tmp_path: Path, mock_provider: Any
+) -> None:
+    """`--source endpoint:NAME --sample N`: the endpoint's last N answered requests."""
+    import json
+
+    from studio.store.tables import Endpoint, RequestLog
+
+    _setup(cli, tmp_path)
+    deployed = cli("deploy", "--app", "Marketing", "--variant", "plain", "--name", "events")
+    assert deployed.code == 0, deployed.err
+    with session_scope() as session:
+        endpoint = session.exec(select(Endpoint).where(Endpoint.name == "events")).one()
+        for n in range(4):
+            session.add(
+                RequestLog(request_id=f"r{n}", endpoint_id=endpoint.id, app_id=endpoint.app_id,
+                           route="POST /v1/endpoints/events/generate", status_code=200,
+                           latency_ms=5.0, request_body=json.dumps({"inputs": {"event": f"E{n}"}}),
+                           response_body=json.dumps({"output": f"About E{n}"}))
+            )  # fmt: skip
+    made = cli(
+        "review", "create", "--app", "Marketing", "--source", "endpoint:events", "--sample", "3",
+        "--name", "Live traffic", "--task", "Describe the event", "--json",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    assert made.json()["items"] == 3  # 3 of the 4 logged requests (the newest ones)
+
+    wrong = cli(
+        "review", "create", "--app", "Marketing", "--source", "endpoint:nope", "--name", "x",
+        "--task", "t",
+    )  # fmt: skip
+    assert wrong.code == 1 and "No endpoint 'nope' in this app." in wrong.err
+    assert "Traceback" not in wrong.err
