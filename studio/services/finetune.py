@@ -45,6 +45,7 @@ from studio.services.app_access import check_app, visible_apps
 from studio.services.datasets import get_version, load_rows
 from studio.services.finetune_base import DEFAULT_LEARNING_RATE, resolve_base, token_counter
 from studio.services.finetune_data import check_examples, examples_from_rows, split_examples
+from studio.services.jobs import aware_utc, elapsed_seconds
 from studio.services.members import require_member_role
 from studio.store import session_scope
 from studio.store.tables import (
@@ -175,10 +176,7 @@ class FineTuneView(BaseModel):
 
     @property
     def elapsed_s(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.finished_at or datetime.now(UTC)
-        return max(0.0, (_aware(end) - _aware(self.started_at)).total_seconds())
+        return elapsed_seconds(self.started_at, self.finished_at)
 
     @property
     def eta_s(self) -> float | None:
@@ -186,10 +184,6 @@ class FineTuneView(BaseModel):
         if not self.active or self.step <= 0 or self.total_steps <= self.step:
             return None
         return self.elapsed_s / self.step * (self.total_steps - self.step)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- views -----------------------------------------------------------------------------
@@ -200,7 +194,7 @@ def _stalled(job: Job) -> bool:
     if job.state not in ACTIVE:
         return False
     beat = job.heartbeat_at or job.started_at or job.created_at
-    return datetime.now(UTC) - _aware(beat) > timedelta(seconds=STALLED_AFTER_S)
+    return datetime.now(UTC) - aware_utc(beat) > timedelta(seconds=STALLED_AFTER_S)
 
 
 def _view(session: Session, job: Job) -> FineTuneView:
@@ -453,7 +447,7 @@ def resume_job(*, job_id: int) -> FineTuneView:
 def _beat(job: Job) -> str:
     if job.heartbeat_at is None:
         return "its worker is starting"
-    seconds = (datetime.now(UTC) - _aware(job.heartbeat_at)).total_seconds()
+    seconds = (datetime.now(UTC) - aware_utc(job.heartbeat_at)).total_seconds()
     return f"its worker reported {seconds:.0f} s ago"
 
 

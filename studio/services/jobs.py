@@ -59,7 +59,9 @@ __all__ = [
     "ACTIVE",
     "FINAL",
     "JobView",
+    "aware_utc",
     "cancel_job",
+    "elapsed_seconds",
     "enqueue_evaluation",
     "enqueue_run",
     "get_job",
@@ -105,18 +107,24 @@ class JobView(BaseModel):
 
     @property
     def elapsed_s(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.finished_at or datetime.now(UTC)
-        return max(0.0, (_aware(end) - _aware(self.started_at)).total_seconds())
+        return elapsed_seconds(self.started_at, self.finished_at)
 
     @property
     def title(self) -> str:
         return f"{self.kind} {self.subject_id}" if self.subject_id is not None else self.kind
 
 
-def _aware(moment: datetime) -> datetime:
+def aware_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite hands back naive UTC times)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def elapsed_seconds(started_at: datetime | None, finished_at: datetime | None) -> float:
+    """How long a job has run: 0 before it starts, up to now while it runs."""
+    if started_at is None:
+        return 0.0
+    end = finished_at or datetime.now(UTC)
+    return max(0.0, (aware_utc(end) - aware_utc(started_at)).total_seconds())
 
 
 def _interrupted(job: Job) -> bool:
@@ -126,7 +134,7 @@ def _interrupted(job: Job) -> bool:
     if job.id in _threads and _threads[job.id].is_alive():
         return False
     beat = job.heartbeat_at or job.created_at
-    return datetime.now(UTC) - _aware(beat) > timedelta(seconds=get_settings().worker_stalled_s)
+    return datetime.now(UTC) - aware_utc(beat) > timedelta(seconds=get_settings().worker_stalled_s)
 
 
 def _view(session: Session, job: Job) -> JobView:
