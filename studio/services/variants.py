@@ -232,7 +232,8 @@ def save_version(
     require_member_role("save variants")
     config = parse_config(config)
     validate_prompt(config.prompt)  # refused now, with a sentence, not at run time
-    _check_retrieval(session, _variant(session, variant_id).app_id, config)
+    app_id = _variant(session, variant_id).app_id
+    _check_retrieval(session, app_id, config)
     latest = latest_version(session=session, variant_id=variant_id)
     config, model_id = _with_model_id(session, config)
     if version_config(latest) == config and latest.model_id == model_id:
@@ -246,7 +247,7 @@ def save_version(
             f"Version {version.version} of this variant was saved by someone else meanwhile.",
             hint="Reload the variant and save again.",
         ) from exc
-    _adopt_runs(session, _variant(session, variant_id).app_id, version)
+    _adopt_runs(session, app_id, version)
     return version
 
 
