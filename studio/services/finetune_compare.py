@@ -63,9 +63,9 @@ def compare_with_base(
     # database's write lock on SQLite) and hold it until the comparison and the job's note
     # of it are committed together: two clicks at once give one comparison, not two.
     session.execute(update(Job).where(col(Job.id) == job_id).values(id=job_id))
-    job = session.get(Job, job_id)
+    # read after the lock, as the lock's holder before us may have left it
+    job = session.get(Job, job_id, populate_existing=True)
     assert job is not None and job.kind == KIND and job.app_id is not None
-    session.refresh(job)  # as the lock's holder before us may have left it
     found = _existing(session, job)
     if found is not None:
         session.rollback()  # let go of the lock
