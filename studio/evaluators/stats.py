@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "Interval",
+    "bradley_terry_ranking",
     "flaky_rows",
     "interval_sentence",
     "mean_interval",
@@ -141,3 +142,21 @@ def interval_sentence(interval: Interval, what: str = "pass rate") -> str:
         f"{interval.high:.0%}): with this many rows, the true {what} most likely lies in "
         "this range."
     )
+
+
+def bradley_terry_ranking(
+    keys: Sequence[str], labels: Mapping[str, str], pairs: Sequence[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Contenders ordered by their Bradley-Terry strength (``choix``, lightly regularised so
+    a contender that never wins still gets a finite strength), from ``pairs`` of
+    (winner index, loser index) into ``keys``; empty for two contenders (the win rates say
+    it all) or when nothing was decided."""
+    if len(keys) <= 2 or not pairs:
+        return []
+    import choix
+
+    strengths = choix.ilsr_pairwise(len(keys), list(pairs), alpha=0.01)
+    order = sorted(range(len(keys)), key=lambda i: -float(strengths[i]))
+    return [
+        {"key": keys[i], "label": labels[keys[i]], "strength": float(strengths[i])} for i in order
+    ]

@@ -24,7 +24,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from studio.core.errors import StudioError
-from studio.evaluators.stats import wilson_interval
+from studio.evaluators.stats import bradley_terry_ranking, wilson_interval
 from studio.services.comparisons import get_comparison
 from studio.services.members import require_member_role
 from studio.store.tables import ComparisonPreference, utcnow
@@ -99,22 +99,13 @@ def preference_summary(*, session: Session, comparison_id: int) -> dict[str, Any
             {"key": key, "label": labels[key], "wins": wins, "judged": len(shown),
              "win_rate": rate.as_dict() if rate else None}
         )  # fmt: skip
-    ranking: list[dict[str, Any]] = []
     pairs = [
         (keys.index(p.winner), keys.index(other))
         for p in decided
         for other in (p.shown or keys)
         if other != p.winner and other in keys
     ]
-    if len(keys) > 2 and pairs:
-        import choix
-
-        strengths = choix.ilsr_pairwise(len(keys), pairs, alpha=0.01)
-        order = sorted(range(len(keys)), key=lambda i: -float(strengths[i]))
-        ranking = [
-            {"key": keys[i], "label": labels[keys[i]], "strength": float(strengths[i])}
-            for i in order
-        ]
+    ranking = bradley_terry_ranking(keys, labels, pairs)
     return {
         "rows_judged": len(prefs),
         "ties": ties,

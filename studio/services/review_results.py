@@ -20,7 +20,7 @@ from studio.core.errors import ConflictError, FieldProblem, NotFoundError
 from studio.core.errors import RequestValidationError as Invalid
 from studio.core.identity import current_actor
 from studio.evaluators.agreement import agreement, judge_agreement, majority
-from studio.evaluators.stats import mean_interval, wilson_interval
+from studio.evaluators.stats import bradley_terry_ranking, mean_interval, wilson_interval
 from studio.services.reviews import RATINGS, SKIP, manageable_review
 from studio.store.tables import (
     EvaluationScore,
@@ -161,16 +161,7 @@ def _pairwise(
                  f"({rate.estimate:.0%}, 95% interval {rate.low:.0%} to {rate.high:.0%})."
                  if rate else f"{labels[key]}: no decided item yet.")}
         )  # fmt: skip
-    ranking: list[dict[str, Any]] = []
-    if len(keys) > 2 and pairs:
-        import choix
-
-        strengths = choix.ilsr_pairwise(len(keys), pairs, alpha=0.01)
-        order = sorted(range(len(keys)), key=lambda i: -float(strengths[i]))
-        ranking = [
-            {"key": keys[i], "label": labels[keys[i]], "strength": float(strengths[i])}
-            for i in order
-        ]
+    ranking = bradley_terry_ranking(keys, labels, pairs)
     return {"contenders": figures, "ties": ties, "ranking": ranking}
 
 
